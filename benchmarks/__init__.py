@@ -1,0 +1,1 @@
+"""pybpf benchmarks: ``python -m benchmarks [name...]`` (or ``make bench``)."""

@@ -1,0 +1,672 @@
+"""Parsed BTF: lazy access to types by id, lookup by name, layout helpers.
+
+Why lazy: ``/sys/kernel/btf/vmlinux`` holds ~127,000 types.  Opening it only walks the type
+section once to record where each type starts (one integer per type, no Python object per
+type).  A type becomes a :mod:`pybpf.btf.types` value the first time it is asked for, and the
+name index is built the first time a name is looked up.
+
+Split BTF (kernel modules) is supported: a split :class:`Btf` has a ``base``; its ids continue
+after the base's last id and its string offsets continue after the base's string section.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator
+from pathlib import Path
+
+from pybpf.btf.types import (
+    MODIFIER_KINDS,
+    VOID,
+    BtfArray,
+    BtfConst,
+    BtfDatasec,
+    BtfDeclTag,
+    BtfEnum,
+    BtfEnum64,
+    BtfEnumValue,
+    BtfFloat,
+    BtfFunc,
+    BtfFuncProto,
+    BtfFwd,
+    BtfInt,
+    BtfKind,
+    BtfMember,
+    BtfParam,
+    BtfPtr,
+    BtfRestrict,
+    BtfStruct,
+    BtfType,
+    BtfTypedef,
+    BtfTypeTag,
+    BtfUnion,
+    BtfVar,
+    BtfVarSecInfo,
+    BtfVolatile,
+    FuncLinkage,
+    IntEncoding,
+    VarLinkage,
+)
+from pybpf.errors import BtfError
+
+BTF_MAGIC = 0xEB9F
+BTF_VERSION = 1
+HEADER_SIZE = 24
+TYPE_HEADER_SIZE = 12
+POINTER_SIZE = 8
+"""BPF is a 64-bit target: every pointer in BPF BTF is 8 bytes."""
+
+MAX_RESOLVE_DEPTH = 32
+"""libbpf gives up resolving after 32 modifier/typedef hops; a longer chain is a cycle."""
+
+# Size of the data that follows the 12-byte common header, as (fixed bytes, bytes per vlen).
+_EXTRA_SIZE: dict[int, tuple[int, int]] = {
+    BtfKind.INT: (4, 0),
+    BtfKind.PTR: (0, 0),
+    BtfKind.ARRAY: (12, 0),
+    BtfKind.STRUCT: (0, 12),
+    BtfKind.UNION: (0, 12),
+    BtfKind.ENUM: (0, 8),
+    BtfKind.FWD: (0, 0),
+    BtfKind.TYPEDEF: (0, 0),
+    BtfKind.VOLATILE: (0, 0),
+    BtfKind.CONST: (0, 0),
+    BtfKind.RESTRICT: (0, 0),
+    BtfKind.FUNC: (0, 0),
+    BtfKind.FUNC_PROTO: (0, 8),
+    BtfKind.VAR: (4, 0),
+    BtfKind.DATASEC: (0, 12),
+    BtfKind.FLOAT: (0, 0),
+    BtfKind.DECL_TAG: (4, 0),
+    BtfKind.TYPE_TAG: (0, 0),
+    BtfKind.ENUM64: (0, 12),
+}
+_FIXED = [0] * 32
+_PER_VLEN = [0] * 32
+_KNOWN = [False] * 32
+for _kind, (_fixed, _per) in _EXTRA_SIZE.items():
+    _FIXED[_kind] = _fixed
+    _PER_VLEN[_kind] = _per
+    _KNOWN[_kind] = True
+_UNKNOWN_KIND_WORDS = 1 << 40
+"""Word count given to unknown kinds so the fast walk overshoots and reports via the slow one."""
+_FIXED_WORDS = [f // 4 if k else _UNKNOWN_KIND_WORDS for f, k in zip(_FIXED, _KNOWN, strict=True)]
+_PER_VLEN_WORDS = [p // 4 for p in _PER_VLEN]
+NATIVE_BIG_ENDIAN = sys.byteorder == "big"
+
+
+class Btf:
+    """A BTF blob: header, type section and string section, decoded on demand.
+
+    Build one with :meth:`from_bytes`, :meth:`from_path` or :meth:`vmlinux`.  Type ids run from
+    ``start_id`` to ``start_id + len(self) - 1``; for non-split BTF ``start_id`` is 1 (id 0 is
+    ``void``).  Indexing a split BTF with a base id is delegated to the base.
+    """
+
+    __slots__ = (
+        "_cache",
+        "_data",
+        "_name_index",
+        "_offsets",
+        "_str_cache",
+        "_strings",
+        "_struct",
+        "base",
+        "big_endian",
+        "file",
+        "flags",
+        "section",
+        "start_id",
+        "start_str_off",
+    )
+
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        base: Btf | None = None,
+        file: str | None = None,
+        section: str | None = ".BTF",
+    ) -> None:
+        self.file = file
+        self.section = section
+        self.base = base
+        self._data = bytes(data)
+        self._cache: dict[int, BtfType] = {}
+        self._str_cache: dict[int, str] = {}
+        self._name_index: dict[str, list[int]] | None = None
+        self._parse_header()
+
+    # ----------------------------------------------------------------------------- construction
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes,
+        *,
+        base: Btf | None = None,
+        file: str | None = None,
+        section: str | None = ".BTF",
+    ) -> Btf:
+        """Parse BTF from ``data`` (a ``.BTF`` section or a raw BTF file)."""
+        return cls(data, base=base, file=file, section=section)
+
+    @classmethod
+    def from_path(cls, path: str | Path, *, base: Btf | None = None) -> Btf:
+        """Parse a raw BTF file, such as ``/sys/kernel/btf/vmlinux``."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise BtfError(f"cannot read: {exc.strerror}", file=str(path)) from None
+        return cls(data, base=base, file=str(path), section=None)
+
+    @classmethod
+    def vmlinux(cls) -> Btf:
+        """The running kernel's BTF."""
+        return cls.from_path("/sys/kernel/btf/vmlinux")
+
+    # ----------------------------------------------------------------------------- parsing
+
+    def _error(self, message: str, offset: int | None = None) -> BtfError:
+        return BtfError(message, file=self.file, section=self.section, offset=offset)
+
+    def _parse_header(self) -> None:
+        data = self._data
+        if len(data) < HEADER_SIZE:
+            raise self._error(f"truncated header: {len(data)} bytes, need {HEADER_SIZE}", 0)
+        (magic,) = struct.unpack_from("<H", data, 0)
+        if magic == BTF_MAGIC:
+            endian = "<"
+        elif magic == 0x9FEB:
+            endian = ">"
+        else:
+            raise self._error(f"bad magic {magic:#06x}, expected {BTF_MAGIC:#06x}", 0)
+        self.big_endian = endian == ">"
+        self._struct = endian
+        version, flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(
+            endian + "BBIIIII", data, 2
+        )
+        if version != BTF_VERSION:
+            raise self._error(f"unsupported version {version}", 2)
+        self.flags = flags
+        if hdr_len < HEADER_SIZE or hdr_len > len(data):
+            raise self._error(f"bad header length {hdr_len}", 4)
+        # Bytes past the known header must be zero (forward compatibility rule of the kernel).
+        if any(data[HEADER_SIZE:hdr_len]):
+            raise self._error("unknown non-zero header fields", HEADER_SIZE)
+        end = len(data) - hdr_len
+        if type_off % 4 or type_len % 4:
+            raise self._error(
+                f"type section not 4-byte aligned (off {type_off}, len {type_len})", 8
+            )
+        if type_off + type_len > end or str_off + str_len > end:
+            raise self._error(
+                f"sections past end of data: types {type_off}+{type_len}, strings "
+                f"{str_off}+{str_len}, data {end}",
+                8,
+            )
+        if type_off < str_off < type_off + type_len or str_off < type_off < str_off + str_len:
+            raise self._error("type and string sections overlap", 8)
+        strings = data[hdr_len + str_off : hdr_len + str_off + str_len]
+        if self.base is None and (not strings or strings[0] != 0):
+            raise self._error("string section must start with a NUL byte", hdr_len + str_off)
+        if strings and strings[-1] != 0:
+            raise self._error("string section does not end with NUL", hdr_len + str_off + str_len)
+        self._strings = strings
+        if self.base is None:
+            self.start_id = 1
+            self.start_str_off = 0
+        else:
+            self.start_id = self.base.start_id + len(self.base)
+            self.start_str_off = self.base.start_str_off + len(self.base._strings)
+        self._offsets = self._index_types(hdr_len + type_off, hdr_len + type_off + type_len)
+
+    def _index_types(self, begin: int, end: int) -> array[int]:
+        """Record the file offset of every type, checking that each fits in the section.
+
+        This is the one pass over all types that opening BTF costs, so the common case (BTF in
+        the host's byte order) walks native 32-bit words; unknown kinds make the walk overshoot
+        via a huge size, and any overshoot falls back to the careful walk for its message.
+        """
+        if self.big_endian != NATIVE_BIG_ENDIAN or begin % 4:
+            return self._index_types_checked(begin, end)
+        words = memoryview(self._data)[begin:end].cast("I")
+        nwords = len(words)
+        fixed, per_vlen = _FIXED_WORDS, _PER_VLEN_WORDS
+        starts: list[int] = []
+        append = starts.append
+        i = 0
+        try:
+            while i < nwords:
+                info = words[i + 1]
+                kind = (info >> 24) & 0x1F
+                append(i)
+                i += 3 + fixed[kind] + (info & 0xFFFF) * per_vlen[kind]
+        except IndexError:
+            i = nwords + 1
+        if i != nwords:
+            return self._index_types_checked(begin, end)
+        offsets = array("I", starts)
+        if begin:
+            # Word indices to byte offsets in the whole blob.
+            offsets = array("I", [begin + 4 * w for w in starts])
+        return offsets
+
+    def _index_types_checked(self, begin: int, end: int) -> array[int]:
+        """The careful walk: any byte order, precise errors."""
+        offsets: array[int] = array("I")
+        append = offsets.append
+        data = self._data
+        unpack_info = struct.Struct(self._struct + "I").unpack_from
+        fixed, per_vlen, known = _FIXED, _PER_VLEN, _KNOWN
+        off = begin
+        while off < end:
+            if off + TYPE_HEADER_SIZE > end:
+                raise self._error(f"type #{self._id_at(len(offsets))} header is truncated", off)
+            (info,) = unpack_info(data, off + 4)
+            kind = (info >> 24) & 0x1F
+            if not known[kind]:
+                raise self._error(f"type #{self._id_at(len(offsets))}: unknown kind {kind}", off)
+            append(off)
+            off += TYPE_HEADER_SIZE + fixed[kind] + (info & 0xFFFF) * per_vlen[kind]
+        if off != end:
+            raise self._error(
+                f"type #{self._id_at(len(offsets) - 1)}: vlen runs past the type section", end
+            )
+        return offsets
+
+    def _id_at(self, index: int) -> int:
+        return self.start_id + index
+
+    # ----------------------------------------------------------------------------- strings
+
+    def string(self, offset: int) -> str:
+        """The NUL-terminated string at ``offset`` of the (possibly split) string section."""
+        if offset < self.start_str_off:
+            assert self.base is not None
+            return self.base.string(offset)
+        cached = self._str_cache.get(offset)
+        if cached is not None:
+            return cached
+        local = offset - self.start_str_off
+        strings = self._strings
+        if local >= len(strings):
+            raise self._error(f"string offset {offset} out of range ({len(strings)} bytes)")
+        end = strings.index(0, local)
+        text = strings[local:end].decode("utf-8", "surrogateescape")
+        self._str_cache[offset] = text
+        return text
+
+    @property
+    def string_bytes(self) -> bytes:
+        """This BTF's own string section (without the base's)."""
+        return self._strings
+
+    # ----------------------------------------------------------------------------- types
+
+    def __len__(self) -> int:
+        """Number of types defined by this BTF (not counting void or the base's types)."""
+        return len(self._offsets)
+
+    @property
+    def end_id(self) -> int:
+        """One past the last valid type id."""
+        return self.start_id + len(self._offsets)
+
+    def type_ids(self) -> range:
+        """The ids of this BTF's own types."""
+        return range(self.start_id, self.end_id)
+
+    def __iter__(self) -> Iterator[BtfType]:
+        for type_id in self.type_ids():
+            yield self[type_id]
+
+    def _raw_offset(self, type_id: int) -> int:
+        index = type_id - self.start_id
+        if index < 0 or index >= len(self._offsets):
+            raise self._error(f"type id {type_id} out of range [1, {self.end_id - 1}]")
+        return self._offsets[index]
+
+    def kind_of(self, type_id: int) -> BtfKind:
+        """The kind of ``type_id`` without materialising the type (``UNKN`` for void)."""
+        if type_id == VOID:
+            return BtfKind.UNKN
+        if type_id < self.start_id and self.base is not None:
+            return self.base.kind_of(type_id)
+        off = self._raw_offset(type_id)
+        (info,) = struct.unpack_from(self._struct + "I", self._data, off + 4)
+        return BtfKind((info >> 24) & 0x1F)
+
+    def name_of(self, type_id: int) -> str:
+        """The name of ``type_id`` without materialising it (``""`` for anonymous and void)."""
+        if type_id == VOID:
+            return ""
+        if type_id < self.start_id and self.base is not None:
+            return self.base.name_of(type_id)
+        off = self._raw_offset(type_id)
+        (name_off,) = struct.unpack_from(self._struct + "I", self._data, off)
+        return self.string(name_off)
+
+    def __getitem__(self, type_id: int) -> BtfType:
+        """The type with id ``type_id`` (``KeyError``-free: bad ids raise :class:`BtfError`)."""
+        cached = self._cache.get(type_id)
+        if cached is not None:
+            return cached
+        if type_id < self.start_id:
+            if type_id > VOID and self.base is not None:
+                return self.base[type_id]
+            raise self._error(f"type id {type_id} does not name a type (0 is void)")
+        decoded = self._decode(type_id)
+        self._cache[type_id] = decoded
+        return decoded
+
+    def _check_ref(self, type_id: int, ref: int, what: str, off: int) -> int:
+        if ref >= self.end_id:
+            raise self._error(
+                f"type #{type_id}: {what} refers to type id {ref} out of range "
+                f"[0, {self.end_id - 1}]",
+                off,
+            )
+        return ref
+
+    def _decode(self, type_id: int) -> BtfType:
+        off = self._raw_offset(type_id)
+        data = self._data
+        e = self._struct
+        name_off, info, size_or_type = struct.unpack_from(e + "III", data, off)
+        kind = (info >> 24) & 0x1F
+        vlen = info & 0xFFFF
+        kflag = bool(info >> 31)
+        try:
+            name = self.string(name_off)
+        except BtfError as exc:
+            raise self._error(f"type #{type_id}: name {exc.reason}", off) from None
+        body = off + TYPE_HEADER_SIZE
+        ref = self._check_ref
+
+        if kind == BtfKind.INT:
+            (word,) = struct.unpack_from(e + "I", data, body)
+            enc = (word >> 24) & 0x0F
+            bits_offset = (word >> 16) & 0xFF
+            nr_bits = word & 0xFF
+            if nr_bits > 128 or bits_offset + nr_bits > size_or_type * 8:
+                raise self._error(
+                    f"type #{type_id}: INT '{name}' with {nr_bits} bits at bit {bits_offset} "
+                    f"does not fit {size_or_type} bytes",
+                    body,
+                )
+            return BtfInt(name, size_or_type, IntEncoding(enc & 0x7), bits_offset, nr_bits)
+        if kind == BtfKind.PTR:
+            return BtfPtr(ref(type_id, size_or_type, "pointee", off), name)
+        if kind == BtfKind.ARRAY:
+            elem, index_type, nelems = struct.unpack_from(e + "III", data, body)
+            return BtfArray(
+                ref(type_id, elem, "element", body),
+                ref(type_id, index_type, "index", body),
+                nelems,
+                name,
+            )
+        if kind in (BtfKind.STRUCT, BtfKind.UNION):
+            members = []
+            for i in range(vlen):
+                moff = body + i * 12
+                m_name_off, m_type, m_offset = struct.unpack_from(e + "III", data, moff)
+                if kflag:
+                    bitfield_size, bit_offset = m_offset >> 24, m_offset & 0xFFFFFF
+                else:
+                    bitfield_size, bit_offset = 0, m_offset
+                members.append(
+                    BtfMember(
+                        self._member_name(type_id, m_name_off, moff),
+                        ref(type_id, m_type, f"member {i}", moff),
+                        bit_offset,
+                        bitfield_size,
+                    )
+                )
+            cls = BtfStruct if kind == BtfKind.STRUCT else BtfUnion
+            return cls(name, size_or_type, tuple(members), kflag)
+        if kind == BtfKind.ENUM:
+            values = []
+            for i in range(vlen):
+                voff = body + i * 8
+                v_name_off, raw = struct.unpack_from(e + "II", data, voff)
+                value = raw - (1 << 32) if kflag and raw & 0x80000000 else raw
+                values.append(BtfEnumValue(self._member_name(type_id, v_name_off, voff), value))
+            return BtfEnum(name, size_or_type, tuple(values), kflag)
+        if kind == BtfKind.ENUM64:
+            values = []
+            for i in range(vlen):
+                voff = body + i * 12
+                v_name_off, lo, hi = struct.unpack_from(e + "III", data, voff)
+                raw = (hi << 32) | lo
+                value = raw - (1 << 64) if kflag and raw >> 63 else raw
+                values.append(BtfEnumValue(self._member_name(type_id, v_name_off, voff), value))
+            return BtfEnum64(name, size_or_type, tuple(values), kflag)
+        if kind == BtfKind.FWD:
+            return BtfFwd(name, kflag)
+        if kind == BtfKind.TYPEDEF:
+            return BtfTypedef(name, ref(type_id, size_or_type, "target", off))
+        if kind == BtfKind.VOLATILE:
+            return BtfVolatile(ref(type_id, size_or_type, "target", off), name)
+        if kind == BtfKind.CONST:
+            return BtfConst(ref(type_id, size_or_type, "target", off), name)
+        if kind == BtfKind.RESTRICT:
+            return BtfRestrict(ref(type_id, size_or_type, "target", off), name)
+        if kind == BtfKind.FUNC:
+            linkage = vlen
+            if linkage > FuncLinkage.EXTERN:
+                raise self._error(f"type #{type_id}: FUNC '{name}' bad linkage {linkage}", off)
+            return BtfFunc(name, ref(type_id, size_or_type, "prototype", off), FuncLinkage(linkage))
+        if kind == BtfKind.FUNC_PROTO:
+            params = []
+            for i in range(vlen):
+                poff = body + i * 8
+                p_name_off, p_type = struct.unpack_from(e + "II", data, poff)
+                params.append(
+                    BtfParam(
+                        self._member_name(type_id, p_name_off, poff),
+                        ref(type_id, p_type, f"param {i}", poff),
+                    )
+                )
+            return BtfFuncProto(ref(type_id, size_or_type, "return", off), tuple(params), name)
+        if kind == BtfKind.VAR:
+            (linkage,) = struct.unpack_from(e + "I", data, body)
+            if linkage > VarLinkage.GLOBAL_EXTERN:
+                raise self._error(f"type #{type_id}: VAR '{name}' bad linkage {linkage}", body)
+            return BtfVar(name, ref(type_id, size_or_type, "type", off), VarLinkage(linkage))
+        if kind == BtfKind.DATASEC:
+            secinfos = []
+            for i in range(vlen):
+                voff = body + i * 12
+                v_type, v_offset, v_size = struct.unpack_from(e + "III", data, voff)
+                secinfos.append(
+                    BtfVarSecInfo(ref(type_id, v_type, f"var {i}", voff), v_offset, v_size)
+                )
+            return BtfDatasec(name, size_or_type, tuple(secinfos))
+        if kind == BtfKind.FLOAT:
+            return BtfFloat(name, size_or_type)
+        if kind == BtfKind.DECL_TAG:
+            (component_idx,) = struct.unpack_from(e + "i", data, body)
+            return BtfDeclTag(name, ref(type_id, size_or_type, "target", off), component_idx, kflag)
+        if kind == BtfKind.TYPE_TAG:
+            return BtfTypeTag(name, ref(type_id, size_or_type, "target", off), kflag)
+        raise self._error(f"type #{type_id}: unknown kind {kind}", off)  # pragma: no cover
+
+    def _member_name(self, type_id: int, name_off: int, where: int) -> str:
+        try:
+            return self.string(name_off)
+        except BtfError as exc:
+            raise self._error(f"type #{type_id}: member name {exc.reason}", where) from None
+
+    def validate(self) -> None:
+        """Decode every type, so that any corruption is reported now rather than on first use."""
+        for type_id in self.type_ids():
+            self[type_id]
+
+    # ----------------------------------------------------------------------------- lookup
+
+    def _names(self) -> dict[str, list[int]]:
+        index = self._name_index
+        if index is None:
+            index = {}
+            unpack = struct.Struct(self._struct + "I").unpack_from
+            data = self._data
+            string = self.string
+            type_id = self.start_id
+            for off in self._offsets:
+                (name_off,) = unpack(data, off)
+                if name_off:
+                    index.setdefault(string(name_off), []).append(type_id)
+                type_id += 1
+            self._name_index = index
+        return index
+
+    def find(self, name: str, kind: BtfKind | None = None) -> list[int]:
+        """Ids of every type named ``name`` (of ``kind`` if given), base types first."""
+        found: list[int] = []
+        if self.base is not None:
+            found.extend(self.base.find(name, kind))
+        ids = self._names().get(name, ()) if self._name_index is not None else None
+        if ids is None:
+            ids = self._scan_for_name(name)
+        for type_id in ids:
+            if kind is None or self.kind_of(type_id) == kind:
+                found.append(type_id)
+        return found
+
+    def _scan_for_name(self, name: str) -> list[int]:
+        """Find types named ``name`` without building the name index.
+
+        A first lookup in vmlinux should not pay for decoding 100,000 names.  The string is
+        searched for in the string section (every position it can be read from, since string
+        tables may share suffixes), then each candidate name offset is searched for as a 32-bit
+        word in the type section and kept where it is the first word of a type.  When a name has
+        many candidate offsets, building the index once is cheaper.
+        """
+        encoded = name.encode("utf-8", "surrogateescape") + b"\0"
+        strings = self._strings
+        exact: list[int] = []
+        suffixes: list[int] = []
+        pos = strings.find(encoded)
+        while pos >= 0:
+            (exact if pos == 0 or strings[pos - 1] == 0 else suffixes).append(pos)
+            pos = strings.find(encoded, pos + 1)
+        # Deduplicated string tables (libbpf's, pahole's, LLVM's) hold each name once; a name
+        # reachable only as the tail of a longer string is searched for at those positions.
+        positions = exact or suffixes
+        if len(positions) > 4:
+            return self._names().get(name, [])
+        if not self._offsets:
+            return []
+        data = self._data
+        begin = self._offsets[0]
+        end = self._offsets[-1] + TYPE_HEADER_SIZE
+        starts = self._offsets
+        pack = struct.Struct(self._struct + "I").pack
+        ids: list[int] = []
+        for local in positions:
+            needle = pack(local + self.start_str_off)
+            hit = data.find(needle, begin, end)
+            while hit >= 0:
+                if not (hit - begin) & 3:
+                    index = bisect_left(starts, hit)
+                    if index < len(starts) and starts[index] == hit:
+                        ids.append(self.start_id + index)
+                hit = data.find(needle, hit + 1, end)
+        ids.sort()
+        return ids
+
+    def find_one(self, name: str, kind: BtfKind | None = None) -> int:
+        """The id of the single type named ``name``; an error if there is none or several."""
+        found = self.find(name, kind)
+        what = f"{kind.name} " if kind is not None else ""
+        if not found:
+            raise self._error(f"no {what}type named '{name}'")
+        if len(found) > 1:
+            raise self._error(f"{len(found)} {what}types named '{name}': ids {found}")
+        return found[0]
+
+    # ----------------------------------------------------------------------------- layout
+
+    def skip_modifiers(self, type_id: int) -> int:
+        """Follow const/volatile/restrict/type_tag to the qualified type."""
+        for _ in range(MAX_RESOLVE_DEPTH):
+            if self.kind_of(type_id) not in MODIFIER_KINDS:
+                return type_id
+            type_id = self._target(type_id)
+        raise self._error(f"type #{type_id}: modifier chain too long (reference cycle?)")
+
+    def resolve(self, type_id: int) -> int:
+        """Follow modifiers and typedefs to the underlying type."""
+        for _ in range(MAX_RESOLVE_DEPTH):
+            kind = self.kind_of(type_id)
+            if kind not in MODIFIER_KINDS and kind != BtfKind.TYPEDEF:
+                return type_id
+            type_id = self._target(type_id)
+        raise self._error(f"type #{type_id}: typedef/modifier chain too long (reference cycle?)")
+
+    def _target(self, type_id: int) -> int:
+        t = self[type_id]
+        assert isinstance(t, BtfTypedef | BtfVolatile | BtfConst | BtfRestrict | BtfTypeTag)
+        return t.type
+
+    def size_of(self, type_id: int) -> int:
+        """Size in bytes of a value of ``type_id``, as ``sizeof`` would give."""
+        nelems = 1
+        for _ in range(MAX_RESOLVE_DEPTH):
+            type_id = self.resolve(type_id)
+            if type_id == VOID:
+                raise self._error("size of void requested")
+            t = self[type_id]
+            if isinstance(
+                t, BtfInt | BtfStruct | BtfUnion | BtfEnum | BtfEnum64 | BtfFloat | BtfDatasec
+            ):
+                return nelems * t.size
+            if isinstance(t, BtfPtr):
+                return nelems * POINTER_SIZE
+            if isinstance(t, BtfArray):
+                nelems *= t.nelems
+                type_id = t.type
+                continue
+            if isinstance(t, BtfVar):
+                type_id = t.type
+                continue
+            raise self._error(f"type #{type_id}: {t.kind.name} '{t.name}' has no size")
+        raise self._error(f"type #{type_id}: array nesting too deep (reference cycle?)")
+
+    def align_of(self, type_id: int) -> int:
+        """Alignment in bytes, detecting packed structs the way libbpf does."""
+        return self._align_of(type_id, 0)
+
+    def _align_of(self, type_id: int, depth: int) -> int:
+        if depth > MAX_RESOLVE_DEPTH:
+            raise self._error(f"type #{type_id}: nesting too deep (reference cycle?)")
+        type_id = self.resolve(type_id)
+        if type_id == VOID:
+            raise self._error("alignment of void requested")
+        t = self[type_id]
+        if isinstance(t, BtfInt | BtfEnum | BtfEnum64 | BtfFloat):
+            return max(1, min(t.size, POINTER_SIZE))
+        if isinstance(t, BtfPtr):
+            return POINTER_SIZE
+        if isinstance(t, BtfArray):
+            return self._align_of(t.type, depth + 1)
+        if isinstance(t, BtfStruct | BtfUnion):
+            max_align = 1
+            for member in t.members:
+                align = self._align_of(member.type, depth + 1)
+                if member.bitfield_size == 0 and member.offset % (8 * align):
+                    return 1  # a member off its natural alignment: the struct is packed
+                max_align = max(max_align, align)
+            if t.size % max_align:
+                return 1
+            return max_align
+        raise self._error(f"type #{type_id}: {t.kind.name} '{t.name}' has no alignment")
+
+    def __repr__(self) -> str:
+        where = self.file or "<bytes>"
+        return f"<Btf {where}: {len(self)} types from id {self.start_id}>"
+

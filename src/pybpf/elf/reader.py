@@ -1,0 +1,400 @@
+"""Reading BPF ELF objects (relocatable ``.bpf.o`` files and linked ones).
+
+pybpf reads ELF itself rather than through pyelftools: the linker must also *write* ELF, and one
+small model serves both directions.  Parsing is eager for headers, symbols and relocations (a
+BPF object has at most a few thousand of each) and zero-copy for section contents, which are
+``memoryview`` slices of the file image until someone asks for ``bytes``.
+
+Every malformation raises :class:`pybpf.ElfError` naming the file, the section and the offset.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pybpf.elf.constants import (
+    EHDR_SIZE,
+    ELF_MAGIC,
+    ELFCLASS64,
+    ELFDATA2LSB,
+    ELFDATA2MSB,
+    EM_BPF,
+    REL_SIZE,
+    RELA_SIZE,
+    SHDR_SIZE,
+    SHN_LORESERVE,
+    SHN_UNDEF,
+    SHN_XINDEX,
+    SYM_SIZE,
+    ElfType,
+    SectionFlags,
+    SectionType,
+    SymbolBinding,
+    SymbolType,
+    SymbolVisibility,
+)
+from pybpf.errors import ElfError
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One section header plus its contents (empty for ``SHT_NOBITS``)."""
+
+    index: int
+    name: str
+    type: int
+    flags: SectionFlags
+    offset: int
+    size: int
+    link: int
+    info: int
+    addralign: int
+    entsize: int
+    data: bytes = field(repr=False)
+
+    @property
+    def is_nobits(self) -> bool:
+        return self.type == SectionType.SHT_NOBITS
+
+    @property
+    def is_exec(self) -> bool:
+        return self.type == SectionType.SHT_PROGBITS and bool(
+            self.flags & SectionFlags.SHF_EXECINSTR
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    """A symbol table entry.  ``shndx`` is the resolved section index (``SHN_*`` kept as is)."""
+
+    index: int
+    name: str
+    value: int
+    size: int
+    binding: int
+    type: int
+    visibility: int
+    shndx: int
+
+    @property
+    def is_extern(self) -> bool:
+        """Undefined global: an ``extern`` the linker or loader must resolve."""
+        return self.shndx == SHN_UNDEF and self.binding != SymbolBinding.STB_LOCAL
+
+    @property
+    def is_weak(self) -> bool:
+        return self.binding == SymbolBinding.STB_WEAK
+
+    @property
+    def is_global(self) -> bool:
+        return self.binding in (SymbolBinding.STB_GLOBAL, SymbolBinding.STB_WEAK)
+
+    @property
+    def is_hidden(self) -> bool:
+        return self.visibility in (SymbolVisibility.STV_HIDDEN, SymbolVisibility.STV_INTERNAL)
+
+
+@dataclass(frozen=True, slots=True)
+class Relocation:
+    """A relocation: patch ``offset`` of the target section using ``symbol`` (a symbol index)."""
+
+    offset: int
+    type: int
+    symbol: int
+    addend: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RelocationSection:
+    """A ``SHT_REL``/``SHT_RELA`` section and the section it applies to."""
+
+    section: Section
+    target: int
+    relocations: tuple[Relocation, ...]
+
+
+class ElfFile:
+    """A parsed ELF64 BPF object.
+
+    ``sections`` is indexed by section header index (entry 0 is the null section).
+    ``symbols`` is indexed by symbol index (entry 0 is the null symbol).
+    """
+
+    def __init__(self, data: bytes, *, path: str | None = None, require_bpf: bool = True) -> None:
+        self.path = path
+        self.data = bytes(data)
+        self._parse(require_bpf)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, path: str | None = None) -> ElfFile:
+        return cls(data, path=path)
+
+    @classmethod
+    def open(cls, path: str | Path) -> ElfFile:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ElfError(f"cannot read: {exc.strerror}", file=str(path)) from None
+        return cls(data, path=str(path))
+
+    # ----------------------------------------------------------------------------- errors
+
+    def error(
+        self, message: str, *, section: str | None = None, offset: int | None = None
+    ) -> ElfError:
+        return ElfError(message, file=self.path or "<bytes>", section=section, offset=offset)
+
+    # ----------------------------------------------------------------------------- parsing
+
+    def _parse(self, require_bpf: bool) -> None:
+        data = self.data
+        if len(data) < EHDR_SIZE:
+            raise self.error(f"truncated ELF header: {len(data)} bytes, need {EHDR_SIZE}", offset=0)
+        if data[:4] != ELF_MAGIC:
+            raise self.error("not an ELF file (bad magic)", offset=0)
+        if data[4] != ELFCLASS64:
+            raise self.error(f"not a 64-bit ELF (class {data[4]})", offset=4)
+        if data[5] == ELFDATA2LSB:
+            self.endian = "<"
+        elif data[5] == ELFDATA2MSB:
+            self.endian = ">"
+        else:
+            raise self.error(f"bad data encoding {data[5]}", offset=5)
+        e = self.endian
+        (
+            e_type,
+            e_machine,
+            _e_version,
+            _e_entry,
+            _e_phoff,
+            e_shoff,
+            self.e_flags,
+            _e_ehsize,
+            _e_phentsize,
+            _e_phnum,
+            e_shentsize,
+            e_shnum,
+            e_shstrndx,
+        ) = struct.unpack_from(e + "HHIQQQIHHHHHH", data, 16)
+        self.e_type = e_type
+        self.machine = e_machine
+        if require_bpf and e_machine != EM_BPF:
+            raise self.error(
+                f"not a BPF object (e_machine {e_machine}, expected {EM_BPF})", offset=18
+            )
+        if require_bpf and e_type not in (ElfType.ET_REL, ElfType.ET_EXEC, ElfType.ET_DYN):
+            raise self.error(f"unsupported ELF type {e_type}", offset=16)
+        if e_shoff == 0:
+            raise self.error("no section header table", offset=40)
+        if e_shentsize != SHDR_SIZE:
+            raise self.error(f"bad section header size {e_shentsize}", offset=58)
+        if e_shnum == 0:
+            # Extended numbering: the real count lives in section 0's sh_size.
+            self._check_range(e_shoff, SHDR_SIZE, "section header 0", None)
+            e_shnum = struct.unpack_from(e + "Q", data, e_shoff + 32)[0]
+        if e_shstrndx == SHN_XINDEX:
+            self._check_range(e_shoff, SHDR_SIZE, "section header 0", None)
+            e_shstrndx = struct.unpack_from(e + "I", data, e_shoff + 40)[0]
+        if e_shnum > len(data) // SHDR_SIZE:
+            raise self.error(f"{e_shnum} section headers cannot fit the file", offset=60)
+        self._check_range(e_shoff, e_shnum * SHDR_SIZE, "section header table", None)
+        raw_headers = [
+            struct.unpack_from(e + "IIQQQQIIQQ", data, e_shoff + i * SHDR_SIZE)
+            for i in range(e_shnum)
+        ]
+        if e_shstrndx >= e_shnum:
+            raise self.error(f"section name table index {e_shstrndx} out of range", offset=62)
+        shstr = raw_headers[e_shstrndx]
+        shstr_data = self._section_bytes(shstr[1], shstr[4], shstr[5], ".shstrtab", e_shstrndx)
+        sections: list[Section] = []
+        for index, (
+            name_off,
+            sh_type,
+            flags,
+            _addr,
+            off,
+            size,
+            link,
+            info,
+            align,
+            entsize,
+        ) in enumerate(raw_headers):
+            name = self._string(shstr_data, name_off, ".shstrtab", f"name of section {index}")
+            body = self._section_bytes(sh_type, off, size, name, index)
+            sections.append(
+                Section(
+                    index,
+                    name,
+                    sh_type,
+                    SectionFlags(flags & 0xFFFFFFFF),
+                    off,
+                    size,
+                    link,
+                    info,
+                    align,
+                    entsize,
+                    body,
+                )
+            )
+        self.sections: list[Section] = sections
+        self._by_name: dict[str, Section] = {}
+        for s in sections:
+            self._by_name.setdefault(s.name, s)
+        self.symbols: list[Symbol] = self._parse_symbols()
+        self.relocation_sections: list[RelocationSection] = self._parse_relocations()
+        self._relocs_by_target = {r.target: r for r in self.relocation_sections}
+
+    def _check_range(self, offset: int, size: int, what: str, section: str | None) -> None:
+        if offset < 0 or size < 0 or offset + size > len(self.data):
+            raise self.error(
+                f"{what} ({size} bytes at {offset:#x}) runs past end of file ({len(self.data)} "
+                "bytes)",
+                section=section,
+                offset=offset,
+            )
+
+    def _section_bytes(self, sh_type: int, off: int, size: int, name: str, index: int) -> bytes:
+        if sh_type in (SectionType.SHT_NOBITS, SectionType.SHT_NULL):
+            return b""
+        self._check_range(off, size, f"contents of section {index}", name)
+        return self.data[off : off + size]
+
+    def _string(self, table: bytes, offset: int, section: str, what: str) -> str:
+        if offset >= len(table):
+            raise self.error(f"{what}: string offset {offset} out of range", section=section)
+        end = table.find(b"\0", offset)
+        if end < 0:
+            raise self.error(f"{what}: unterminated string at {offset}", section=section)
+        return table[offset:end].decode("utf-8", "surrogateescape")
+
+    def _parse_symbols(self) -> list[Symbol]:
+        symtabs = [s for s in self.sections if s.type == SectionType.SHT_SYMTAB]
+        if not symtabs:
+            return []
+        if len(symtabs) > 1:
+            raise self.error("more than one symbol table", section=symtabs[1].name)
+        symtab = symtabs[0]
+        if symtab.entsize not in (0, SYM_SIZE) or len(symtab.data) % SYM_SIZE:
+            raise self.error(
+                f"symbol table size {len(symtab.data)} is not a multiple of {SYM_SIZE}",
+                section=symtab.name,
+                offset=symtab.offset,
+            )
+        if symtab.link >= len(self.sections):
+            raise self.error(f"string table index {symtab.link} out of range", section=symtab.name)
+        strtab = self.sections[symtab.link].data
+        xindex: bytes | None = None
+        for s in self.sections:
+            if s.type == SectionType.SHT_SYMTAB_SHNDX and s.link == symtab.index:
+                xindex = s.data
+        symbols: list[Symbol] = []
+        unpack = struct.Struct(self.endian + "IBBHQQ").unpack_from
+        nsections = len(self.sections)
+        for index in range(len(symtab.data) // SYM_SIZE):
+            where = index * SYM_SIZE
+            name_off, info, other, shndx, value, size = unpack(symtab.data, where)
+            if shndx == SHN_XINDEX and xindex is not None and len(xindex) >= 4 * (index + 1):
+                shndx = struct.unpack_from(self.endian + "I", xindex, 4 * index)[0]
+            elif shndx != SHN_UNDEF and shndx < SHN_LORESERVE and shndx >= nsections:
+                raise self.error(
+                    f"symbol {index} refers to section {shndx} out of range",
+                    section=symtab.name,
+                    offset=symtab.offset + where,
+                )
+            try:
+                name = self._string(strtab, name_off, symtab.name, f"symbol {index}")
+            except ElfError as exc:
+                raise self.error(
+                    exc.reason, section=symtab.name, offset=symtab.offset + where
+                ) from None
+            sym_type = info & 0xF
+            if sym_type == SymbolType.STT_SECTION and not name and shndx < nsections:
+                name = self.sections[shndx].name
+            symbols.append(
+                Symbol(index, name, value, size, info >> 4, sym_type, other & 0x3, shndx)
+            )
+        return symbols
+
+    def _parse_relocations(self) -> list[RelocationSection]:
+        result: list[RelocationSection] = []
+        e = self.endian
+        for s in self.sections:
+            if s.type not in (SectionType.SHT_REL, SectionType.SHT_RELA):
+                continue
+            is_rela = s.type == SectionType.SHT_RELA
+            entry = RELA_SIZE if is_rela else REL_SIZE
+            if len(s.data) % entry:
+                raise self.error(
+                    f"relocation section size {len(s.data)} is not a multiple of {entry}",
+                    section=s.name,
+                    offset=s.offset,
+                )
+            if s.info >= len(self.sections) or s.info == 0:
+                raise self.error(f"relocates section {s.info}, out of range", section=s.name)
+            relocs = []
+            for i in range(len(s.data) // entry):
+                if is_rela:
+                    r_offset, r_info, addend = struct.unpack_from(e + "QQq", s.data, i * entry)
+                else:
+                    r_offset, r_info = struct.unpack_from(e + "QQ", s.data, i * entry)
+                    addend = 0
+                sym = r_info >> 32
+                if sym >= max(len(self.symbols), 1):
+                    raise self.error(
+                        f"relocation {i} refers to symbol {sym}, out of range",
+                        section=s.name,
+                        offset=s.offset + i * entry,
+                    )
+                relocs.append(Relocation(r_offset, r_info & 0xFFFFFFFF, sym, addend))
+            result.append(RelocationSection(s, s.info, tuple(relocs)))
+        return result
+
+    # ----------------------------------------------------------------------------- queries
+
+    def section(self, name: str) -> Section | None:
+        """The first section called ``name``, if any."""
+        return self._by_name.get(name)
+
+    def section_at(self, index: int) -> Section:
+        if index <= 0 or index >= len(self.sections):
+            raise self.error(f"section index {index} out of range")
+        return self.sections[index]
+
+    def relocations_for(self, section_index: int) -> tuple[Relocation, ...]:
+        """Relocations that apply to the section with index ``section_index``."""
+        found = self._relocs_by_target.get(section_index)
+        return found.relocations if found else ()
+
+    def symbols_in(self, section_index: int) -> Iterator[Symbol]:
+        for sym in self.symbols:
+            if sym.shndx == section_index and sym.index:
+                yield sym
+
+    def symbol_named(self, name: str) -> Symbol | None:
+        for sym in self.symbols:
+            if sym.name == name and sym.type != SymbolType.STT_SECTION and sym.index:
+                return sym
+        return None
+
+    @property
+    def license(self) -> str | None:
+        """Contents of the ``license`` section, NUL-trimmed."""
+        s = self.section("license")
+        if s is None:
+            return None
+        return s.data.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    @property
+    def kernel_version(self) -> int | None:
+        """Contents of the legacy ``version`` section, if present."""
+        s = self.section("version")
+        if s is None or len(s.data) != 4:
+            return None
+        value: int = struct.unpack(self.endian + "I", s.data)[0]
+        return value
+
+    def __repr__(self) -> str:
+        return f"<ElfFile {self.path or '<bytes>'}: {len(self.sections)} sections>"
