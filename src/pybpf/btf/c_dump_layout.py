@@ -1,0 +1,213 @@
+"""Layout arithmetic for the BTF-to-C dumper: sizes, alignments, packing and padding fields.
+
+BTF records where every member sits and how big a struct is, but not the source attributes
+that produced that layout.  To print C that compiles back to the *same* layout, the dumper
+infers ``__attribute__((packed))`` from misaligned members and fills holes the compiler would
+not leave on its own with anonymous bitfields (``long: 64;``).  These rules are libbpf's
+(``btf__align_of``, ``btf__resolve_size``, ``btf_is_struct_packed``,
+``btf_dump_emit_bit_padding`` as shipped with bpftool 7.1); being bug-compatible with them is
+what makes our output byte-identical.  Unlike :meth:`Btf.align_of`, failures here are values
+(0 or -1), not exceptions, because libbpf carries on and prints what it can.
+"""
+
+from __future__ import annotations
+
+from pybpf.btf.btf import MAX_RESOLVE_DEPTH, Btf
+from pybpf.btf.types import (
+    VOID,
+    BtfArray,
+    BtfConst,
+    BtfDatasec,
+    BtfDeclTag,
+    BtfEnum,
+    BtfEnum64,
+    BtfFloat,
+    BtfInt,
+    BtfKind,
+    BtfPtr,
+    BtfRestrict,
+    BtfStruct,
+    BtfTypedef,
+    BtfTypeTag,
+    BtfUnion,
+    BtfVar,
+    BtfVolatile,
+    Modifier,
+)
+
+_UINT32_MAX = 0xFFFFFFFF
+
+
+_LONG_NAMES = (
+    "long",
+    "long int",
+    "int long",
+    "unsigned long",
+    "long unsigned",
+    "unsigned long int",
+    "unsigned int long",
+    "long unsigned int",
+    "long int unsigned",
+    "int unsigned long",
+    "int long unsigned",
+)
+_HOST_POINTER_SIZE = 8
+"""bpftool runs on x86-64 here; libbpf falls back to the host's pointer size."""
+
+
+def guess_pointer_size(btf: Btf) -> int:
+    """The pointer size libbpf assumes for ``btf``: the size of its first ``long`` INT.
+
+    For BPF objects libbpf takes it from the ELF class instead, which is 64-bit and agrees:
+    BPF's ``long`` is 8 bytes.  Raw BTF of a 32-bit kernel would say 4.
+    """
+    best: tuple[int, int] | None = None
+    for name in _LONG_NAMES:
+        for type_id in btf.find(name, BtfKind.INT):
+            size = btf.size_of(type_id)
+            if size in (4, 8) and (best is None or type_id < best[0]):
+                best = (type_id, size)
+                break
+    return _HOST_POINTER_SIZE if best is None else best[1]
+
+
+class Layout:
+    """Size and alignment queries against one BTF, with a fixed pointer size.
+
+    Alignments are memoised: a vmlinux dump asks for the alignment of the same few thousand
+    structs hundreds of thousands of times.
+    """
+
+    __slots__ = ("_align_cache", "btf", "ptr_size")
+
+    def __init__(self, btf: Btf, ptr_size: int = 8) -> None:
+        self.btf = btf
+        self.ptr_size = ptr_size
+        self._align_cache: dict[int, int] = {}
+
+    def align_of(self, type_id: int) -> int:
+        """Alignment in bytes like ``btf__align_of``; 0 when the type has none (void, func)."""
+        cached = self._align_cache.get(type_id)
+        if cached is not None:
+            return cached
+        align = self._compute_align(type_id, 0)
+        self._align_cache[type_id] = align
+        return align
+
+    def _compute_align(self, type_id: int, depth: int) -> int:
+        if type_id == VOID or depth > MAX_RESOLVE_DEPTH:
+            return 0
+        t = self.btf[type_id]
+        if isinstance(t, BtfInt | BtfEnum | BtfEnum64 | BtfFloat):
+            return min(self.ptr_size, t.size)
+        if isinstance(t, BtfPtr):
+            return self.ptr_size
+        if isinstance(t, BtfTypedef | BtfVolatile | BtfConst | BtfRestrict | BtfTypeTag):
+            return self.align_of(t.type)
+        if isinstance(t, BtfArray):
+            return self.align_of(t.type)
+        if isinstance(t, BtfStruct | BtfUnion):
+            max_align = 1
+            for member in t.members:
+                align = self.align_of(member.type)
+                if align <= 0:
+                    return align
+                max_align = max(max_align, align)
+                # A member off its natural alignment means the struct was packed.
+                if member.bitfield_size == 0 and member.offset % (8 * align):
+                    return 1
+            if t.size % max_align:
+                return 1
+            return max_align
+        return 0
+
+    def resolve_size(self, type_id: int) -> int:
+        """Byte size like ``btf__resolve_size``; -1 when the type has no size."""
+        nelems = 1
+        for _ in range(MAX_RESOLVE_DEPTH):
+            if type_id == VOID:
+                return -1
+            t = self.btf[type_id]
+            if isinstance(
+                t, BtfInt | BtfStruct | BtfUnion | BtfEnum | BtfEnum64 | BtfFloat | BtfDatasec
+            ):
+                size = t.size
+            elif isinstance(t, BtfPtr):
+                size = self.ptr_size
+            elif isinstance(t, Modifier | BtfTypedef | BtfVar | BtfDeclTag):
+                type_id = t.type
+                continue
+            elif isinstance(t, BtfArray):
+                if nelems and t.nelems > _UINT32_MAX // nelems:
+                    return -1
+                nelems *= t.nelems
+                type_id = t.type
+                continue
+            else:
+                return -1
+            if nelems and size > _UINT32_MAX // nelems:
+                return -1
+            return nelems * size
+        return -1
+
+    def is_packed(self, t: BtfStruct) -> bool:
+        """Whether a struct must have been declared packed to get the layout BTF records."""
+        max_align = 1
+        for member in t.members:
+            align = self.align_of(member.type)
+            if align and member.bitfield_size == 0 and member.offset % (8 * align):
+                return True
+            max_align = max(align, max_align)
+        return t.size % max_align != 0
+
+
+def _roundup(value: int, step: int) -> int:
+    return (value + step - 1) // step * step
+
+
+def padding_fields(
+    ptr_size: int, cur_off: int, next_off: int, next_align: int, in_bitfield: bool
+) -> list[tuple[str, int]]:
+    """Anonymous bitfields that move the layout from bit ``cur_off`` to bit ``next_off``.
+
+    Returns ``(type name, bit count)`` pairs, each printed as ``<type>: <bits>;``.  The idea
+    (libbpf's): pick the widest of long/int/short/char whose next natural boundary does not
+    overshoot, let the compiler's own alignment close the first stretch where it would, then
+    fill the rest with whole units and one smallest-sufficient remainder.
+    """
+    if cur_off >= next_off:
+        return []
+    pads = (("long", ptr_size * 8), ("int", 32), ("short", 16), ("char", 8))
+    out: list[tuple[str, int]] = []
+    # The widest unit whose next boundary does not overshoot (char if none fits).
+    pad_type, pad_bits = pads[-1]
+    new_off = _roundup(cur_off, pad_bits)
+    for name, width in pads:
+        if _roundup(cur_off, width) <= next_off:
+            pad_type, pad_bits = name, width
+            new_off = _roundup(cur_off, width)
+            break
+    if cur_off < new_off <= next_off:
+        # An explicit `<type>: 0;` is needed when the compiler would not align to new_off by
+        # itself: always inside a bitfield run (where the count is then spelled out), when
+        # the next member's own alignment lands elsewhere, or when the following `<type>: X`
+        # would fit entirely in the hole and be swallowed by it.
+        if (
+            in_bitfield
+            or (new_off == next_off and _roundup(cur_off, max(next_align, 1) * 8) != new_off)
+            or (new_off != next_off and next_off - new_off <= new_off - cur_off)
+        ):
+            out.append((pad_type, new_off - cur_off if in_bitfield else 0))
+        cur_off = new_off
+    while cur_off != next_off:
+        bits = min(next_off - cur_off, pad_bits)
+        if bits == pad_bits:
+            out.append((pad_type, pad_bits))
+            cur_off += bits
+            continue
+        for name, width in reversed(pads):
+            if width >= bits:
+                out.append((name, bits))
+                cur_off += bits
+                break
+    return out
