@@ -1,0 +1,94 @@
+"""Shared state of one object parse: the ELF, its BTF and how its sections are classified.
+
+The parse runs in libbpf's order (sections, externs, maps, programs, relocations) and each
+step needs the same few facts: which sections hold code or global data, which BTF DATASEC
+describes a section, and a way to report an error naming the file, section and offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pybpf.btf import Btf
+from pybpf.btf.ext import BtfExt
+from pybpf.btf.types import BtfDatasec, BtfKind
+from pybpf.elf import ElfFile, Section, SectionType, Symbol, SymbolType
+from pybpf.errors import ObjectError
+from pybpf.obj.spec import MapKind
+
+MAPS_SECTION = ".maps"
+KCONFIG_SECTION = ".kconfig"
+KSYMS_SECTION = ".ksyms"
+LEGACY_MAPS_SECTION = "maps"
+BPF_INSN_SIZE = 8
+
+
+def data_section_kind(section: Section) -> MapKind | None:
+    """The global-data family of ``section`` (libbpf's ``SEC_DATA``/``RODATA``/``BSS``)."""
+    name = section.name
+    if section.type == SectionType.SHT_PROGBITS and not section.is_exec:
+        if name == ".data" or name.startswith(".data."):
+            return MapKind.DATA
+        if name == ".rodata" or name.startswith(".rodata."):
+            return MapKind.RODATA
+    if section.type == SectionType.SHT_NOBITS and (name == ".bss" or name.startswith(".bss.")):
+        return MapKind.BSS
+    return None
+
+
+@dataclass
+class ParseContext:
+    """One object being parsed."""
+
+    elf: ElfFile
+    name: str
+    btf: Btf | None
+    btf_ext: BtfExt | None
+    text_index: int = 0
+    maps_index: int = -1
+    data_sections: dict[int, MapKind] = field(default_factory=dict)
+    code_sections: list[Section] = field(default_factory=list)
+
+    @property
+    def file(self) -> str:
+        return self.elf.path or "<bytes>"
+
+    def error(
+        self, message: str, *, section: str | None = None, offset: int | None = None
+    ) -> ObjectError:
+        return ObjectError(message, file=self.file, section=section, offset=offset)
+
+    def need_btf(self, what: str, section: str | None = None) -> Btf:
+        if self.btf is None:
+            raise self.error(f"{what} needs BTF, but the object has no .BTF section",
+                             section=section)
+        return self.btf
+
+    def section_name(self, index: int) -> str:
+        if 0 <= index < len(self.elf.sections):
+            return self.elf.sections[index].name
+        return f"#{index}"
+
+    def symbol_name(self, sym: Symbol) -> str:
+        """A symbol's name; section symbols are named after their section (as libbpf does)."""
+        if sym.type == SymbolType.STT_SECTION and sym.name == "":
+            return self.section_name(sym.shndx)
+        return sym.name
+
+    def datasec(self, name: str) -> tuple[int, BtfDatasec] | None:
+        """The BTF DATASEC describing section ``name``, if the object has one."""
+        if self.btf is None:
+            return None
+        for type_id in self.btf.find(name, BtfKind.DATASEC):
+            t = self.btf[type_id]
+            assert isinstance(t, BtfDatasec)
+            return type_id, t
+        return None
+
+    def first_type_named(self, name: str) -> int:
+        """libbpf's ``btf__find_by_name``: the first type of any kind called ``name``, or 0."""
+        if self.btf is None:
+            return 0
+        found = self.btf.find(name)
+        return found[0] if found else 0
+

@@ -1,0 +1,162 @@
+"""Building an :class:`ObjectSpec` from an ELF file, in libbpf's ``bpf_object__open`` order.
+
+1. classify sections (code, global data, ``.maps``, BTF; refuse legacy ``maps``);
+2. collect externs and lay out ``.kconfig``;
+3. read map definitions, then global-data sections (with their variables), then ``.kconfig``;
+4. split code sections into functions and type them by section name;
+5. fill ``.values`` slots of map-in-map/prog-array maps and classify instruction relocations.
+
+Each step raises a :class:`pybpf.BpfError` subclass naming the file, section and offset of
+the bytes at fault; nothing else escapes, however corrupt the input.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pybpf.btf import Btf
+from pybpf.btf.ext import BtfExt
+from pybpf.btf.types import VarLinkage
+from pybpf.elf import ElfFile, Section, SectionType
+from pybpf.obj.context import (
+    KCONFIG_SECTION,
+    LEGACY_MAPS_SECTION,
+    MAPS_SECTION,
+    ParseContext,
+    data_section_kind,
+)
+from pybpf.obj.externs import collect_externs, kconfig_size
+from pybpf.obj.maps import data_map, init_slots, kconfig_map, user_maps
+from pybpf.obj.programs import attach_relocations, collect_programs
+from pybpf.obj.spec import ExternKind, ExternSpec, MapSpec, ObjectSpec, VarSpec, default_object_name
+from pybpf.obj.variables import section_variables
+
+SHT_LLVM_ADDRSIG = 0x6FFF4C03
+LICENSE_MAX = 63
+"""libbpf keeps at most 63 bytes of the license string."""
+MAX_DATA_SECTION = 1 << 28
+"""Global-data sections become one array value; the kernel caps those at a few MiB, so a
+larger ``.bss`` (whose size costs nothing in the file) is corruption, not data to allocate."""
+
+
+def _ignored(section: Section) -> bool:
+    """Sections libbpf's ``ignore_elf_section()`` skips before looking at names."""
+    name = section.name
+    if section.type in (SectionType.SHT_STRTAB, SHT_LLVM_ADDRSIG):
+        return True
+    if section.type == SectionType.SHT_PROGBITS and section.size == 0 and name == ".text":
+        return True
+    if name.startswith(".debug_"):
+        return True
+    if name.startswith(".rel"):
+        target = name[4:]
+        if target.startswith(".debug_") or target in (".BTF", ".BTF.ext"):
+            return True
+    return False
+
+
+def _classify_sections(ctx: ParseContext) -> tuple[Section | None, Section | None]:
+    """Record code, data and ``.maps`` sections; return the ``.BTF`` and ``.BTF.ext`` ones."""
+    btf_section = ext_section = None
+    for section in ctx.elf.sections[1:]:
+        if _ignored(section):
+            continue
+        name = section.name
+        if name == LEGACY_MAPS_SECTION:
+            raise ctx.error(
+                "legacy map definitions in 'maps' section are not supported (libbpf 1.0 "
+                "dropped them too): declare maps in SEC(\".maps\") with __uint/__type",
+                section=name,
+                offset=section.offset,
+            )
+        if name == MAPS_SECTION:
+            ctx.maps_index = section.index
+        elif name in (".BTF", ".BTF.ext"):
+            if section.type != SectionType.SHT_PROGBITS:
+                raise ctx.error(f"{name} is not SHT_PROGBITS", section=name)
+            if name == ".BTF":
+                btf_section = section
+            else:
+                ext_section = section
+        elif section.is_exec and section.size > 0:
+            if name == ".text":
+                ctx.text_index = section.index
+            ctx.code_sections.append(section)
+        elif section.size > 0:
+            kind = data_section_kind(section)
+            if kind is not None and section.size > MAX_DATA_SECTION:
+                raise ctx.error(f"global-data section of {section.size} bytes is larger than "
+                                "any BPF array value", section=name, offset=section.offset)
+            if kind is not None:
+                ctx.data_sections[section.index] = kind
+    return btf_section, ext_section
+
+
+def _kconfig_variables(externs: list[ExternSpec]) -> list[VarSpec]:
+    return [
+        VarSpec(e.name, KCONFIG_SECTION, e.offset, e.size, e.target_type_id,
+                VarLinkage.GLOBAL_EXTERN, e.is_weak, e.type_id)
+        for e in sorted(externs, key=lambda e: e.offset)
+        if e.kind is ExternKind.KCONFIG
+    ]
+
+
+def _kern_version(ctx: ParseContext) -> int | None:
+    section = ctx.elf.section("version")
+    if section is None:
+        return None
+    if len(section.data) != 4:
+        raise ctx.error(f"invalid kernel version section size {len(section.data)}, expected 4",
+                        section="version", offset=section.offset)
+    value: int = struct.unpack(ctx.elf.endian + "I", section.data)[0]
+    return value
+
+
+def parse_object(elf: ElfFile, name: str | None = None) -> ObjectSpec:
+    """Describe ``elf`` as libbpf's ``bpf_object__open`` would (see the module docstring)."""
+    obj_name = name[:15] if name else default_object_name(elf.path)
+    ctx = ParseContext(elf, obj_name, None, None)
+    if not elf.symbols:
+        raise ctx.error("no symbol table (stripped object?)")
+    btf_section, ext_section = _classify_sections(ctx)
+    if btf_section is not None:
+        ctx.btf = Btf.from_bytes(btf_section.data, file=ctx.file, section=".BTF")
+        if ext_section is not None:
+            ctx.btf_ext = BtfExt.from_bytes(ext_section.data, ctx.btf, file=ctx.file)
+
+    externs = collect_externs(ctx)
+    users = user_maps(ctx)
+    variables: list[VarSpec] = []
+    data_maps: list[MapSpec] = []
+    for index, kind in sorted(ctx.data_sections.items()):
+        section = elf.sections[index]
+        found = ctx.datasec(section.name)
+        section_vars = (
+            section_variables(ctx, section.name, index, section.size, found[1]) if found else []
+        )
+        variables.extend(section_vars)
+        data_maps.append(data_map(ctx, section, kind, section_vars))
+    kconfig_vars = _kconfig_variables(externs)
+    if kconfig_vars:
+        symtab = next(s.index for s in elf.sections if s.type == SectionType.SHT_SYMTAB)
+        data_maps.append(kconfig_map(ctx, kconfig_size(externs), True, symtab))
+        variables.extend(kconfig_vars)
+
+    functions = collect_programs(ctx)
+    users = init_slots(ctx, users, functions)
+    maps = tuple(u.spec for u in users) + tuple(data_maps)
+    functions = attach_relocations(ctx, functions, maps, externs)
+    return ObjectSpec(
+        name=obj_name,
+        path=elf.path,
+        elf=elf,
+        btf=ctx.btf,
+        btf_ext=ctx.btf_ext,
+        license=(elf.license or "")[:LICENSE_MAX],
+        kern_version=_kern_version(ctx),
+        maps=maps,
+        programs=tuple(p for p in functions if not p.is_subprog),
+        subprograms=tuple(p for p in functions if p.is_subprog),
+        variables=tuple(variables),
+        externs=tuple(externs),
+    )
