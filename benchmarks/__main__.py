@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["elf", "btf"]
+ALL = ["elf", "btf", "kernel_maps"]
 
 
 def main() -> None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import errno as _errno
 import os
 
+ENOTSUPP = 524
+"""The kernel-internal "not supported" errno that leaks out of bpf(); libc has no name for it."""
+
 
 class BpfError(Exception):
     """Root of every error pybpf raises on purpose."""
@@ -95,8 +98,11 @@ class KernelError(BpfError, OSError):
     def __init__(self, command: str, err: int, detail: str = "") -> None:
         self.command = command
         self.errno = err
-        name = _errno.errorcode.get(err, str(err))
-        message = f"{command} failed: {name} ({os.strerror(err)})"
+        if err == ENOTSUPP:
+            name, text = "ENOTSUPP", "Operation not supported"
+        else:
+            name, text = _errno.errorcode.get(err, str(err)), os.strerror(err)
+        message = f"{command} failed: {name} ({text})"
         if detail:
             message += f": {detail}"
         OSError.__init__(self, err, message)
@@ -118,6 +124,6 @@ def kernel_error(command: str, err: int, detail: str = "") -> KernelError:
     """Build the most specific :class:`KernelError` subclass for ``err``."""
     if err in (_errno.EPERM, _errno.EACCES):
         return PermissionDeniedError(command, err, detail)
-    if err in (_errno.EOPNOTSUPP, 524):  # 524 is the kernel-internal ENOTSUPP
+    if err in (_errno.EOPNOTSUPP, ENOTSUPP):
         return NotSupportedError(command, err, detail)
     return KernelError(command, err, detail)

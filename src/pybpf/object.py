@@ -6,13 +6,17 @@ place**, so that everything holding the object or one of its maps or programs (a
 or a subskeleton bound to someone else's object) stays valid across ``load()``.  This module
 holds the opened half; the loader fills in ``fd`` fields and flips ``loaded``.
 
-Map images are ``bytearray`` buffers: skeleton accessors write variables into them before
-load, the loader copies them into the kernel map, and after load they may be replaced by the
-map's mmap-ed memory.
+A global-data map's image is the memory skeleton accessors read and write.  For mmapable
+maps it is an anonymous ``mmap`` (not a ``bytearray``) so that its address is stable: after the
+loader has created the kernel map it calls :meth:`Map.bind_kernel_memory`, which maps the kernel
+map over those very pages (as libbpf does), so accessors and ctypes views obtained before load
+see live kernel memory after it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 from pathlib import Path
 
 from pybpf.elf import ElfFile
@@ -27,8 +31,9 @@ class Map:
     def __init__(self, obj: BpfObject, spec: MapSpec) -> None:
         self.obj = obj
         self.spec = spec
-        self.image = bytearray(spec.initial_value)
+        self.image: bytearray | mmap.mmap = _new_image(spec)
         """The initial value of a global-data map; skeleton accessors write into it."""
+        self._live = False
         self._max_entries = spec.max_entries
         self.fd: int | None = None
         """The map's file descriptor once loaded (set by the loader)."""
@@ -86,8 +91,74 @@ class Map:
             )
         self.image[:] = value
 
+    @property
+    def memory(self) -> bytearray | mmap.mmap:
+        """The section's bytes: the initial image before load, live map memory after.
+
+        The object is the same before and after load (only what backs its pages changes).
+        """
+        return self.image
+
+    @property
+    def memory_is_live(self) -> bool:
+        """Whether views may alias :attr:`memory` and see every later change.
+
+        True except for maps whose image was left as a private copy at load (a frozen
+        ``.rodata`` or ``.kconfig``: the kernel allows them read-only mappings only, and a
+        Python write through a read-only mapping would crash the process).
+        """
+        return not self.obj.loaded or self._live
+
+    def write_refusal(self) -> str | None:
+        """Why the section cannot be written now (``None`` when it can)."""
+        from pybpf.obj.spec import MapKind
+
+        if self.spec.kind is MapKind.KCONFIG:
+            return ".kconfig values come from the running kernel's configuration (read-only)"
+        if self.obj.loaded and self.spec.kind is MapKind.RODATA:
+            return f"{self.section_name} is frozen once the object is loaded"
+        if self.obj.loaded and not self._live:
+            return "this map's memory is not mapped into the process"
+        return None
+
+    def bind_kernel_memory(self, fd: int) -> None:
+        """Make :attr:`memory` the kernel map's memory (the loader calls this after creation).
+
+        Writable global data (``.data``, ``.bss``, custom ``.data.*``) is mapped over the image's
+        own pages, so nothing that points into the image goes stale.  Frozen maps keep the
+        image as a private copy of what was loaded, which is exactly their content forever.
+        """
+        from pybpf.kernel.remap import remap_over
+        from pybpf.obj.spec import MapKind
+
+        if not isinstance(self.image, mmap.mmap) or self.spec.kind in (
+            MapKind.RODATA,
+            MapKind.KCONFIG,
+        ):
+            return
+        remap_over(self.image, fd, writable=True)
+        self._live = True
+
+    def release_memory(self) -> None:
+        """Unmap the image (on close); views into it must not be used afterwards."""
+        if isinstance(self.image, mmap.mmap):
+            # Live ctypes views may still point here; then the pages go with the last view.
+            with contextlib.suppress(BufferError):
+                self.image.close()
+        self._live = False
+
     def __repr__(self) -> str:
         return f"<Map {self.name} {self.type.name} section={self.section_name}>"
+
+
+def _new_image(spec: MapSpec) -> bytearray | mmap.mmap:
+    """A stable-address image for mmapable global data, a plain bytearray otherwise."""
+    data = spec.initial_value
+    if not spec.mmapable or not data:
+        return bytearray(data)
+    image = mmap.mmap(-1, len(data), flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+    image[:] = data
+    return image
 
 
 class Program:

@@ -1,0 +1,36 @@
+"""Memory-mapping ``BPF_F_MMAPABLE`` array maps.
+
+An mmapable array's values are laid out back to back, each rounded up to 8 bytes, so user
+space reads and writes them with plain memory access: this is how skeletons expose global
+variables (``.data``, ``.bss``, ``.rodata``) without a syscall per access.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap as _mmap
+
+from pybpf.errors import kernel_error
+
+from .fd import FdLike, raw_fd
+from .system import page_size, round_up
+
+
+def array_mmap_size(value_size: int, max_entries: int) -> int:
+    """Bytes to map for an array map: 8-aligned values, whole pages (libbpf's rule)."""
+    return round_up(round_up(value_size, 8) * max_entries, page_size())
+
+
+def map_mmap(fd: FdLike, value_size: int, max_entries: int, *, writable: bool = True) -> _mmap.mmap:
+    """Map the values of an mmapable array (``PROT_READ``, plus ``PROT_WRITE`` if writable).
+
+    A frozen map (``.rodata`` after load) can only be mapped read-only: the kernel refuses
+    writable mappings of it with EPERM.  The mapping keeps the map alive on its own; close it
+    with ``.close()``.
+    """
+    size = array_mmap_size(value_size, max_entries)
+    prot = _mmap.PROT_READ | (_mmap.PROT_WRITE if writable else 0)
+    try:
+        return _mmap.mmap(raw_fd(fd), size, flags=_mmap.MAP_SHARED, prot=prot)
+    except OSError as exc:
+        raise kernel_error("mmap", exc.errno or errno.EINVAL, f"{size} bytes") from None

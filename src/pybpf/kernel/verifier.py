@@ -1,0 +1,162 @@
+"""Loads that talk back: ``BPF_PROG_LOAD`` and ``BPF_BTF_LOAD`` with their verifier logs.
+
+Both commands share libbpf's log policy, implemented once here:
+
+* with ``log_level == 0`` load without a log first (a log costs the verifier time), and only
+  on failure load again with ``log_level = 1`` to capture why;
+* when the kernel says ENOSPC the log buffer was too small (since Linux 6.4 it also says how
+  big it must be, ``log_true_size``): grow the buffer and load again, up to a cap.
+
+Failures raise :class:`ProgLoadError` / :class:`BtfLoadError`, which are at once a
+:class:`~pybpf.errors.LoadError` (carrying the log) and a
+:class:`~pybpf.errors.KernelError` (carrying command and errno); EPERM (and, for BTF,
+EACCES) and EOPNOTSUPP pick the matching :class:`~pybpf.errors.PermissionDeniedError` /
+:class:`~pybpf.errors.NotSupportedError` flavour so that ``except`` clauses written against
+either tree work.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+from collections.abc import Callable
+from typing import Final, NamedTuple
+
+from pybpf.errors import KernelError, LoadError, NotSupportedError, PermissionDeniedError
+
+from .constants import BpfCmd
+from .fd import Fd
+from .syscall import bpf_raw
+
+DEFAULT_LOG_SIZE: Final = 64 * 1024
+"""First log buffer size; most verifier failures fit."""
+MAX_LOG_SIZE: Final = 0xFFFFFFFF >> 8
+"""Largest buffer we grow to (16 MiB, libbpf's cap; the kernel allows up to 1 GiB)."""
+_EAGAIN_ATTEMPTS: Final = 5
+
+
+class Loaded(NamedTuple):
+    """A loaded object and the log the kernel produced (empty when none was asked for)."""
+
+    fd: Fd
+    log: str
+
+
+class _KernelLoadError(LoadError, KernelError):
+    """A load the kernel refused: errno and command like KernelError, log like LoadError."""
+
+    def __init__(
+        self, command: str, err: int, detail: str, *, program: str | None, log: str
+    ) -> None:
+        # Not cooperative on purpose: LoadError.__init__ would chain into KernelError's.
+        KernelError.__init__(self, command, err, detail)
+        self.program = program
+        self.log = log
+        text = str(self.args[0])
+        if log:
+            text = f"{text}\n--- verifier log ---\n{log.rstrip()}"
+        self.args = (text,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ProgLoadError(_KernelLoadError):
+    """``BPF_PROG_LOAD`` failed; ``log`` is the verifier log, ``program`` the program name."""
+
+
+class ProgLoadPermissionError(ProgLoadError, PermissionDeniedError):
+    """``BPF_PROG_LOAD`` refused with EPERM (no privilege, or e.g. trampolines here)."""
+
+
+class ProgLoadNotSupportedError(ProgLoadError, NotSupportedError):
+    """``BPF_PROG_LOAD`` refused with EOPNOTSUPP/ENOTSUPP."""
+
+
+class BtfLoadError(_KernelLoadError):
+    """``BPF_BTF_LOAD`` failed; ``log`` is the kernel's BTF verifier log."""
+
+
+class BtfLoadPermissionError(BtfLoadError, PermissionDeniedError):
+    """``BPF_BTF_LOAD`` refused with EPERM/EACCES."""
+
+
+class BtfLoadNotSupportedError(BtfLoadError, NotSupportedError):
+    """``BPF_BTF_LOAD`` refused with EOPNOTSUPP/ENOTSUPP."""
+
+
+_PERMISSION = (errno.EPERM, errno.EACCES)
+_UNSUPPORTED = (errno.EOPNOTSUPP, 524)
+
+
+def prog_load_error(err: int, name: str | None, log: str) -> ProgLoadError:
+    """The most specific :class:`ProgLoadError` for ``err``.
+
+    Unlike other commands, EACCES is *not* a permission problem here: it is the verifier's
+    verdict 'unsafe program'.  Only EPERM (no privilege, or a program type this kernel
+    refuses, such as trampoline programs on some machines) is.
+    """
+    cls: type[ProgLoadError] = ProgLoadError
+    if err == errno.EPERM:
+        cls = ProgLoadPermissionError
+    elif err in _UNSUPPORTED:
+        cls = ProgLoadNotSupportedError
+    what = f"program {name!r}" if name else "program"
+    return cls(BpfCmd.BPF_PROG_LOAD.name, err, what, program=name, log=log)
+
+
+def btf_load_error(err: int, log: str) -> BtfLoadError:
+    """The most specific :class:`BtfLoadError` for ``err``."""
+    cls: type[BtfLoadError] = BtfLoadError
+    if err in _PERMISSION:
+        cls = BtfLoadPermissionError
+    elif err in _UNSUPPORTED:
+        cls = BtfLoadNotSupportedError
+    return cls(BpfCmd.BPF_BTF_LOAD.name, err, "BTF", program=None, log=log)
+
+
+class LogFields(NamedTuple):
+    """How to reach the log fields of one attr type."""
+
+    set_log: Callable[[ctypes.Structure, int, int, int], None]
+    """(attr, buffer address, size, level) -> None."""
+    true_size: Callable[[ctypes.Structure], int]
+    """attr -> size the kernel says the full log needs (0 before Linux 6.4)."""
+
+
+def _attempt(cmd: BpfCmd, attr: ctypes.Structure) -> tuple[int, int]:
+    for _ in range(_EAGAIN_ATTEMPTS):
+        ret, err = bpf_raw(cmd, attr)
+        if err != errno.EAGAIN:
+            break
+    return ret, err
+
+
+def load_with_log(
+    cmd: BpfCmd,
+    attr: ctypes.Structure,
+    fields: LogFields,
+    *,
+    log_level: int,
+    log_size: int,
+) -> tuple[int, int, str]:
+    """Run a load command under the log policy above.
+
+    Returns ``(fd or -1, errno, log)``; the caller adopts the fd or raises its own error.
+    """
+    if log_level == 0:
+        ret, err = _attempt(cmd, attr)
+        if ret >= 0:
+            return ret, 0, ""
+    level = max(log_level, 1)
+    size = min(max(log_size, 128), MAX_LOG_SIZE)  # the kernel rejects logs under 128 bytes
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        fields.set_log(attr, ctypes.addressof(buf), size, level)
+        ret, err = _attempt(cmd, attr)
+        fields.set_log(attr, 0, 0, 0)
+        log = buf.value.decode(errors="replace")
+        if err != errno.ENOSPC or size >= MAX_LOG_SIZE:
+            return ret, err, log
+        needed = fields.true_size(attr)
+        size = min(MAX_LOG_SIZE, needed if needed > size else size * 4)
