@@ -1,0 +1,56 @@
+"""Code generators for skeletons and subskeletons (pure: they never touch the kernel).
+
+The C generators reproduce ``bpftool gen skeleton`` / ``bpftool gen subskeleton`` of bpftool 7.1
+(Debian's build, with its Linux 6.1 libbpf) byte for byte; :func:`generate` is the entry point
+of ``pybpf gen skeleton|subskeleton``.  Where bpftool's output would be wrong, pybpf departs
+from it on purpose:
+
+- a name that is not a C identifier (given, or derived from the file name) is refused;
+- an object with global data but no BTF is refused (bpftool's header would not compile);
+- a linked object whose DATASEC disagrees with the symbol table about a global's offset (the
+  weak-then-strong linker fault) is described by the symbol table, which the BPF code uses;
+- a library with a ``.rodata.str1.1``-like section gets a full subskeleton (bpftool prints
+  nothing and still succeeds).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pybpf.elf.reader import ElfFile
+from pybpf.errors import CodegenError
+from pybpf.skel.codegen.c_common import ObjectSource, check_object_name, default_object_name
+from pybpf.skel.codegen.c_skeleton import generate_c_skeleton
+from pybpf.skel.codegen.c_subskeleton import generate_c_subskeleton
+
+__all__ = [
+    "ObjectSource",
+    "check_object_name",
+    "default_object_name",
+    "generate",
+    "generate_c_skeleton",
+    "generate_c_subskeleton",
+]
+
+_KINDS = ("skeleton", "subskeleton")
+
+
+def generate(
+    kind: str, path: str | os.PathLike[str], name: str | None = None, lang: str = "c"
+) -> str:
+    """Read the object at ``path`` and return its ``kind`` header in language ``lang``.
+
+    Unreadable or non-BPF files raise :class:`pybpf.ElfError`; objects a skeleton cannot be
+    made of, and invalid names, raise :class:`pybpf.CodegenError`.
+    """
+    if kind not in _KINDS:
+        raise CodegenError(f"unknown generator '{kind}' (expected skeleton or subskeleton)")
+    if lang != "c":
+        raise CodegenError(f"no {kind} generator for language '{lang}'")
+    if name is not None:
+        check_object_name(name)
+    elf = ElfFile.open(Path(path))
+    if kind == "skeleton":
+        return generate_c_skeleton(elf, name)
+    return generate_c_subskeleton(elf, name)
