@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import bpftool, compile_bpf
 
 PYBPF = [sys.executable, "-m", "pybpf.cli"]
