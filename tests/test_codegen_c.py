@@ -72,7 +72,8 @@ def objects() -> dict[str, Path]:
 
 
 def reference(kind: str, path: Path, name: str | None) -> str:
-    return bpftool("gen", kind, path, *(("name", name) if name else ()))
+    """bpftool's header; with no name, given ours (see test_default_name_strips_bpf_o)."""
+    return bpftool("gen", kind, path, "name", name or default_object_name(path))
 
 
 def assert_same(ours: str, ref: str) -> None:
@@ -126,7 +127,11 @@ def test_every_other_fixture_matches_bpftool(fixture: str) -> None:
         pytest.skip(f"{fixture}.bpf.c does not compile")
     assert BPFTOOL is not None
     for kind in ("skeleton", "subskeleton"):
-        ref = subprocess.run([BPFTOOL, "gen", kind, path], capture_output=True, text=True)
+        ref = subprocess.run(
+            [BPFTOOL, "gen", kind, path, "name", default_object_name(path)],
+            capture_output=True,
+            text=True,
+        )
         if ref.returncode == 0:
             assert_same(generate(kind, path), ref.stdout)
 
@@ -203,11 +208,17 @@ def test_output_is_deterministic(objects: dict[str, Path]) -> None:
     assert generate("subskeleton", path) == generate("subskeleton", path)
 
 
-def test_default_name_is_bpftools(objects: dict[str, Path]) -> None:
-    # bpftool strips only ".o": skel_globals.bpf.o is object "skel_globals_bpf".
+def test_default_name_strips_bpf_o(objects: dict[str, Path]) -> None:
+    """Deliberate difference: bpftool names x.bpf.o "x_bpf"; we name it "x".
+
+    Everything else in the header is bpftool's, as if given that name explicitly.
+    """
     header = generate("skeleton", objects["globals"])
-    assert "struct skel_globals_bpf {" in header
-    assert "#ifndef __SKEL_GLOBALS_BPF_SKEL_H__" in header
+    assert "struct skel_globals {" in header
+    assert "#ifndef __SKEL_GLOBALS_SKEL_H__" in header
+    theirs = bpftool("gen", "skeleton", objects["globals"])
+    assert "struct skel_globals_bpf {" in theirs
+    assert header == bpftool("gen", "skeleton", objects["globals"], "name", "skel_globals")
 
 
 # ------------------------------------------------------------------------------ names
@@ -216,13 +227,15 @@ def test_default_name_is_bpftools(objects: dict[str, Path]) -> None:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("x.bpf.o", "x_bpf"),
+        ("x.bpf.o", "x"),
+        ("x.bpf", "x_bpf"),
         ("x.o", "x"),
         ("/some/dir/my-prog.o", "my_prog"),
         ("noext", "noext"),
         ("a.b.c", "a_b_c"),
         ("é.o", "__"),
         ("y" * 70 + ".o", "y" * 63),
+        ("w" * 70 + ".bpf.o", "w" * 63),
         ("z" * 61 + ".o", "z" * 61),
     ],
 )

@@ -60,14 +60,19 @@ def sanitize_identifier(name: str) -> str:
 
 
 def default_object_name(path: str | os.PathLike[str]) -> str:
-    """bpftool's default object name: the file name minus ``.o``, as an identifier.
+    """The default object name: the file name minus ``.bpf.o`` (or ``.o``), as an identifier.
 
-    Only ``.o`` is stripped, so ``app.bpf.o`` gives ``app_bpf``, exactly as bpftool 7.1 does.
+    A deliberate difference from bpftool, which strips only ``.o`` and so names ``app.bpf.o``
+    ``app_bpf`` (projects pass ``name app`` to undo that; the kernel selftests all do).  For
+    ``x.o`` and explicit names the output is bpftool's.
     """
     base = os.path.basename(os.fspath(path))
-    encoded = base.encode("utf-8", "surrogateescape")[: MAX_OBJ_NAME_LEN - 1]
-    if encoded.endswith(b".o"):
-        encoded = encoded[:-2]
+    encoded = base.encode("utf-8", "surrogateescape")
+    for suffix in (b".bpf.o", b".o"):
+        if encoded.endswith(suffix):
+            encoded = encoded[: -len(suffix)]
+            break
+    encoded = encoded[: MAX_OBJ_NAME_LEN - 1]
     return sanitize_identifier(encoded.decode("utf-8", "surrogateescape"))
 
 
