@@ -1,0 +1,255 @@
+"""One input object of a static link: parsed, checked, and indexed for the later stages.
+
+Checks follow what libbpf's linker accepts (``linker_sanity_check_*`` in ``src/linker.c``): a
+64-bit little-endian ``ET_REL`` BPF object with one symbol table, ``SHT_REL`` relocations
+named ``.rel<target>``, power-of-two alignments, and instruction sections whose size is a
+whole number of instructions.  Everything the linker rebuilds (symbol and string tables,
+``.BTF``, ``.BTF.ext``, their relocations) or drops (DWARF, ``.llvm_addrsig``) is classified
+here, so the layout stage only sees sections that end up in the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pybpf.btf.btf import Btf
+from pybpf.btf.ext import BtfExt
+from pybpf.btf.types import BtfDatasec, BtfFunc, BtfKind, BtfVar, FuncLinkage, VarLinkage
+from pybpf.elf.constants import (
+    SHN_UNDEF,
+    BpfReloc,
+    ElfType,
+    SectionFlags,
+    SectionType,
+    SymbolBinding,
+    SymbolType,
+    SymbolVisibility,
+)
+from pybpf.elf.reader import ElfFile, Section
+from pybpf.errors import BpfError, LinkError
+
+BPF_INSN_SIZE = 8
+EXTERN_DATASEC = ".extern"
+"""Where clang puts the BTF of extern variables declared without a section attribute."""
+
+ALLOWED_RELOCS = frozenset(
+    {
+        BpfReloc.R_BPF_64_64,
+        BpfReloc.R_BPF_64_32,
+        BpfReloc.R_BPF_64_ABS64,
+        BpfReloc.R_BPF_64_ABS32,
+        BpfReloc.R_BPF_64_NODYLD32,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalBtf:
+    """Where an input's BTF describes a non-static symbol: its VAR/FUNC and its DATASEC."""
+
+    type_id: int
+    datasec: str | None
+    """Name of the DATASEC listing it (``.data``, ``.maps``, ``.kconfig``...), if any."""
+
+
+@dataclass(slots=True)
+class InputObject:
+    """A parsed input with the indices the linker stages share."""
+
+    index: int
+    path: str
+    elf: ElfFile
+    btf: Btf | None
+    ext: BtfExt | None
+    content: list[Section] = field(default_factory=list)
+    """Sections whose bytes go to the output (code and data), in file order."""
+    globals_btf: dict[str, GlobalBtf] = field(default_factory=dict)
+    _datasecs: list[tuple[int, BtfDatasec]] | None = None
+
+    def error(self, message: str) -> LinkError:
+        return LinkError(f"{self.path}: {message}")
+
+    def datasecs(self) -> list[tuple[int, BtfDatasec]]:
+        """Every DATASEC of this input's BTF with its type id, in id order (computed once)."""
+        if self._datasecs is None:
+            self._datasecs = []
+            if self.btf is not None:
+                for type_id in self.btf.type_ids():
+                    if self.btf.kind_of(type_id) == BtfKind.DATASEC:
+                        t = self.btf[type_id]
+                        assert isinstance(t, BtfDatasec)
+                        self._datasecs.append((type_id, t))
+        return self._datasecs
+
+
+def is_dropped_section(sec: Section) -> bool:
+    """Sections the linker neither copies nor rebuilds from their bytes."""
+    if sec.index == 0:
+        return True
+    if sec.type in (SectionType.SHT_STRTAB, SectionType.SHT_SYMTAB, SectionType.SHT_REL):
+        return True
+    if sec.type == SectionType.SHT_LLVM_ADDRSIG or sec.name.startswith(".debug_"):
+        return True
+    if sec.name in (".BTF", ".BTF.ext"):
+        return True
+    # A file without subprograms still has an empty .text: nothing to contribute.
+    return sec.name == ".text" and sec.type == SectionType.SHT_PROGBITS and sec.size == 0
+
+
+def load_input(index: int, path: str, data: bytes) -> InputObject:
+    """Parse and check one input; every problem is a :class:`LinkError` naming the file."""
+    try:
+        elf = ElfFile(data, path=path, require_bpf=False)
+    except BpfError as exc:
+        raise LinkError(f"{path}: not a BPF object file: {exc}") from None
+    if elf.machine != 247 or elf.e_type != ElfType.ET_REL:
+        raise LinkError(
+            f"{path}: not a BPF relocatable object (e_machine {elf.machine}, "
+            f"e_type {elf.e_type}; expected EM_BPF and ET_REL)"
+        )
+    if elf.endian != "<":
+        raise LinkError(f"{path}: big-endian BPF objects are not supported")
+    try:
+        btf, ext = _load_btf(elf)
+    except BpfError as exc:
+        raise LinkError(f"{path}: bad BTF: {exc}") from None
+    obj = InputObject(index, path, elf, btf, ext)
+    _check_sections(obj)
+    _check_symbols(obj)
+    _check_relocations(obj)
+    obj.content = [s for s in elf.sections if not is_dropped_section(s)]
+    obj.globals_btf = _index_globals(obj)
+    return obj
+
+
+def load_file(index: int, path: str | Path) -> InputObject:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise LinkError(f"{path}: cannot read: {exc.strerror}") from None
+    return load_input(index, str(path), data)
+
+
+def _load_btf(elf: ElfFile) -> tuple[Btf | None, BtfExt | None]:
+    sec = elf.section(".BTF")
+    if sec is None:
+        return None, None
+    btf = Btf.from_bytes(sec.data, file=elf.path, section=".BTF")
+    btf.validate()
+    ext_sec = elf.section(".BTF.ext")
+    ext = None if ext_sec is None else BtfExt.from_bytes(ext_sec.data, btf, file=elf.path)
+    return btf, ext
+
+
+def _check_sections(obj: InputObject) -> None:
+    symtabs = [s for s in obj.elf.sections if s.type == SectionType.SHT_SYMTAB]
+    if len(symtabs) != 1:
+        raise obj.error(f"expected one symbol table, found {len(symtabs)}")
+    supported = (
+        SectionType.SHT_NULL,
+        SectionType.SHT_PROGBITS,
+        SectionType.SHT_NOBITS,
+        SectionType.SHT_SYMTAB,
+        SectionType.SHT_STRTAB,
+        SectionType.SHT_REL,
+        SectionType.SHT_LLVM_ADDRSIG,
+    )
+    for sec in obj.elf.sections[1:]:
+        if not sec.name:
+            raise obj.error(f"section #{sec.index} has no name")
+        if sec.name.startswith(".debug_"):
+            continue
+        if sec.type not in supported:
+            raise obj.error(f"section {sec.name} has unsupported type {sec.type:#x}")
+        if sec.addralign & (sec.addralign - 1):
+            raise obj.error(f"section {sec.name} alignment {sec.addralign} is not a power of 2")
+        if sec.is_exec and sec.size % BPF_INSN_SIZE:
+            raise obj.error(
+                f"section {sec.name} size {sec.size} is not a multiple of {BPF_INSN_SIZE}"
+            )
+
+
+def _check_symbols(obj: InputObject) -> None:
+    for sym in obj.elf.symbols[1:]:
+        where = f"symbol #{sym.index} ({sym.name or '<unnamed>'})"
+        if sym.binding not in (
+            SymbolBinding.STB_LOCAL,
+            SymbolBinding.STB_GLOBAL,
+            SymbolBinding.STB_WEAK,
+        ):
+            raise obj.error(f"{where} has unsupported binding {sym.binding}")
+        if sym.visibility not in (SymbolVisibility.STV_DEFAULT, SymbolVisibility.STV_HIDDEN):
+            raise obj.error(f"{where} has unsupported visibility {sym.visibility}")
+        if sym.shndx == SHN_UNDEF and (
+            sym.binding == SymbolBinding.STB_LOCAL or sym.type != SymbolType.STT_NOTYPE
+        ):
+            raise obj.error(f"{where} is an invalid extern (local or typed undefined symbol)")
+        if sym.is_extern and obj.elf.section(".BTF") is None:
+            raise obj.error(f"extern {sym.name!r} needs BTF, but the object has no .BTF")
+
+
+def _check_relocations(obj: InputObject) -> None:
+    symtab = next(s for s in obj.elf.sections if s.type == SectionType.SHT_SYMTAB)
+    for rel in obj.elf.relocation_sections:
+        sec = rel.section
+        if sec.type != SectionType.SHT_REL:
+            raise obj.error(f"section {sec.name}: only SHT_REL relocations are supported")
+        target = obj.elf.sections[rel.target]
+        if sec.name != ".rel" + target.name:
+            raise obj.error(
+                f"relocation section {sec.name} does not match its target {target.name}"
+            )
+        if is_dropped_section(target):
+            continue
+        if sec.link != symtab.index:
+            raise obj.error(f"relocation section {sec.name} does not use the symbol table")
+        if target.type not in (SectionType.SHT_PROGBITS, SectionType.SHT_NOBITS):
+            raise obj.error(f"relocation section {sec.name} relocates a non-data section")
+        for i, r in enumerate(rel.relocations):
+            if r.type not in ALLOWED_RELOCS:
+                raise obj.error(f"{sec.name}: relocation #{i} has unsupported type {r.type}")
+            if r.symbol == 0:
+                raise obj.error(f"{sec.name}: relocation #{i} refers to the null symbol")
+            if target.flags & SectionFlags.SHF_EXECINSTR and r.offset % BPF_INSN_SIZE:
+                raise obj.error(
+                    f"{sec.name}: relocation #{i} at {r.offset:#x} is not on an instruction"
+                )
+            if r.offset >= max(target.size, 1):
+                raise obj.error(f"{sec.name}: relocation #{i} at {r.offset:#x} is out of range")
+
+
+def _is_non_static(t: BtfVar | BtfFunc) -> bool:
+    if isinstance(t, BtfVar):
+        return t.linkage != VarLinkage.STATIC
+    return t.linkage != FuncLinkage.STATIC
+
+
+def _index_globals(obj: InputObject) -> dict[str, GlobalBtf]:
+    """Map each non-static VAR/FUNC name to its type id and DATASEC (libbpf's
+    ``find_glob_sym_btf``), refusing ambiguous BTF."""
+    btf = obj.btf
+    if btf is None:
+        return {}
+    free: dict[str, int] = {}
+    for type_id in btf.type_ids():
+        if btf.kind_of(type_id) in (BtfKind.VAR, BtfKind.FUNC):
+            t = btf[type_id]
+            assert isinstance(t, BtfVar | BtfFunc)
+            if _is_non_static(t):
+                free.setdefault(t.name, type_id)
+    found: dict[str, GlobalBtf] = {}
+    for _, sec in obj.datasecs():
+        for info in sec.vars:
+            t = btf[info.type]
+            if not isinstance(t, BtfVar | BtfFunc) or not _is_non_static(t):
+                continue
+            if t.name in found and found[t.name].type_id != info.type:
+                raise obj.error(
+                    f"BTF of global {t.name!r} is ambiguous (types {info.type} and "
+                    f"{found[t.name].type_id})"
+                )
+            found.setdefault(t.name, GlobalBtf(info.type, sec.name))
+    for name, type_id in free.items():
+        found.setdefault(name, GlobalBtf(type_id, None))
+    return found

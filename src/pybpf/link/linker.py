@@ -1,0 +1,92 @@
+"""The static linker's driver: inputs in, one relocatable BPF object out.
+
+Stages, each in its own module and each a pure function of the previous stages' results:
+``inputs`` (parse and check) -> ``layout`` (concatenate sections) -> ``symbols`` (resolve
+globals across all inputs) -> ``relocs`` (rewrite relocations) -> ``btf_merge`` and
+``ext_merge`` (merge and deduplicate type information) -> ``emit`` (write ELF).  Resolution
+looks at every input before anything is emitted, which is what makes the result independent
+of input order in behaviour: whichever order the files come in, each symbol resolves to the
+same definition and every DATASEC entry describes the bytes that symbol really names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from pybpf.errors import LinkError
+from pybpf.link.btf_merge import merge_btf
+from pybpf.link.emit import emit
+from pybpf.link.ext_merge import merge_btf_ext
+from pybpf.link.inputs import InputObject, load_file, load_input
+from pybpf.link.layout import Layout
+from pybpf.link.relocs import relocate
+from pybpf.link.symbols import resolve_symbols
+
+
+class Linker:
+    """Collects input objects (:meth:`add_file`, :meth:`add_bytes`); :meth:`link` links them.
+
+    ``allow_unresolved`` keeps externs nothing defines (other than ``.kconfig``/``.ksyms``
+    ones, always kept for the loader) instead of failing: for linking a library whose user
+    supplies the rest.
+    """
+
+    def __init__(self, *, allow_unresolved: bool = False) -> None:
+        self.allow_unresolved = allow_unresolved
+        self._inputs: list[InputObject] = []
+
+    def add_file(self, path: str | os.PathLike[str]) -> None:
+        self._inputs.append(load_file(len(self._inputs), Path(path)))
+
+    def add_bytes(self, data: bytes, name: str = "<bytes>") -> None:
+        self._inputs.append(load_input(len(self._inputs), name, data))
+
+    def link(self) -> bytes:
+        """The linked object's bytes."""
+        if not self._inputs:
+            raise LinkError("nothing to link: no input objects")
+        inputs = self._inputs
+        layout = Layout()
+        layout.place_all(inputs)
+        table = resolve_symbols(inputs, layout, allow_unresolved=self.allow_unresolved)
+        relocations = relocate(inputs, layout, table)
+        btf = merge_btf(inputs, layout, table)
+        ext = None if btf is None else merge_btf_ext(inputs, layout, btf)
+        return emit(layout, table, relocations, btf, ext)
+
+
+def link_objects(
+    inputs: Sequence[str | os.PathLike[str] | tuple[str, bytes]],
+    *,
+    allow_unresolved: bool = False,
+) -> bytes:
+    """Link files (paths) or in-memory objects (``(name, bytes)`` pairs); return the output."""
+    linker = Linker(allow_unresolved=allow_unresolved)
+    for item in inputs:
+        if isinstance(item, tuple):
+            linker.add_bytes(item[1], item[0])
+        else:
+            linker.add_file(item)
+    return linker.link()
+
+
+def link_files(output: str, inputs: list[str], libraries: list[str]) -> None:
+    """``pybpf gen object OUTPUT INPUT...``: link ``inputs`` and write ``output``.
+
+    The output is written to a temporary name and renamed, so a failed link never leaves a
+    half-written object behind (and linking in place, ``out.o`` among the inputs, is safe).
+    """
+    if libraries:
+        raise LinkError("linking against libraries (--lib) is not supported yet")
+    data = link_objects(inputs)
+    tmp = f"{output}.tmp{os.getpid()}"
+    try:
+        Path(tmp).write_bytes(data)
+        os.replace(tmp, output)
+    except OSError as exc:
+        raise LinkError(f"{output}: cannot write: {exc.strerror}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,84 @@
+"""Carrying relocations over: new offsets, new symbols, and section-relative addends.
+
+Most relocations name a symbol and only need that symbol's output counterpart and an
+offset shifted by the placement of the section they patch.  Relocations against a *section*
+symbol are different: the output keeps one symbol per section, at offset 0, so the addend
+(held in the instruction or data itself, these are ``SHT_REL``) must grow by the placement of
+the referenced input section - in instructions for calls (``imm`` counts instructions), in
+bytes for ``ld_imm64`` (the address of a static variable or a callback) and for data
+(``R_BPF_64_ABS64``/``ABS32`` in ``.maps`` and other data).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from pybpf.elf.constants import BpfReloc, SymbolType
+from pybpf.errors import LinkError
+from pybpf.link.inputs import BPF_INSN_SIZE, InputObject
+from pybpf.link.layout import Layout, OutSection
+from pybpf.link.symbols import OutSymbol, SymbolTable
+
+BPF_JMP_CALL = 0x85
+"""Opcode of ``call`` (BPF_JMP | BPF_CALL)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutRelocation:
+    offset: int
+    type: int
+    symbol: OutSymbol
+
+
+def relocate(
+    inputs: list[InputObject], layout: Layout, table: SymbolTable
+) -> dict[str, list[OutRelocation]]:
+    """Every kept relocation, by output section name (in input order)."""
+    out: dict[str, list[OutRelocation]] = {}
+    for obj in inputs:
+        for rel in obj.elf.relocation_sections:
+            placement = layout.placement(obj, rel.target)
+            if placement is None or placement.skipped:
+                continue  # DWARF, .BTF, .BTF.ext: rebuilt or dropped
+            target = placement.section
+            relocs = out.setdefault(target.name, [])
+            for r in rel.relocations:
+                src = obj.elf.symbols[r.symbol]
+                sym = table.by_input.get((obj.index, r.symbol))
+                if sym is None:
+                    raise LinkError(
+                        f"{obj.path}: {rel.section.name}: relocation at {r.offset:#x} refers "
+                        f"to {src.name or 'a symbol'!r} in a section that is not linked"
+                    )
+                offset = placement.offset + r.offset
+                if src.type == SymbolType.STT_SECTION:
+                    ref = layout.placement(obj, src.shndx)
+                    assert ref is not None
+                    _add_to_addend(obj, target, offset, r.type, ref.offset)
+                relocs.append(OutRelocation(offset, r.type, sym))
+    return out
+
+
+def _add_to_addend(obj: InputObject, sec: OutSection, offset: int, kind: int, delta: int) -> None:
+    if delta == 0:
+        return
+    data = sec.data
+    if sec.is_nobits:
+        raise LinkError(f"{obj.path}: relocation in {sec.name}, which holds no bytes")
+    if sec.is_exec:
+        opcode = data[offset]
+        (imm,) = struct.unpack_from("<i", data, offset + 4)
+        imm += delta // BPF_INSN_SIZE if opcode == BPF_JMP_CALL else delta
+        struct.pack_into("<i", data, offset + 4, imm)
+    elif kind == BpfReloc.R_BPF_64_ABS64:
+        (value,) = struct.unpack_from("<Q", data, offset)
+        struct.pack_into("<Q", data, offset, (value + delta) & 0xFFFFFFFFFFFFFFFF)
+    elif kind == BpfReloc.R_BPF_64_ABS32:
+        (value,) = struct.unpack_from("<I", data, offset)
+        struct.pack_into("<I", data, offset, (value + delta) & 0xFFFFFFFF)
+    else:
+        raise LinkError(
+            f"{obj.path}: relocation type {kind} against a section symbol in data section "
+            f"{sec.name} is not supported"
+        )
