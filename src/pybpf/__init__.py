@@ -2,7 +2,15 @@
 
 Read BPF ELF objects and BTF, link them, load them into the kernel through ``bpf()``, and drive
 them through skeletons and subskeletons, with no libbpf at run time.
+
+The main entry points are importable from here; they are loaded on first use so that
+``import pybpf`` (and the command line) stays cheap.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from pybpf.errors import (
     BpfError,
@@ -16,10 +24,39 @@ from pybpf.errors import (
     ObjectError,
 )
 
+if TYPE_CHECKING:
+    from pybpf.btf import Btf
+    from pybpf.obj import ObjectSpec
+    from pybpf.object import BpfObject, Map, Program
+    from pybpf.skel.runtime import Skeleton, SkeletonError, Subskeleton
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Btf": "pybpf.btf",
+    "BpfObject": "pybpf.object",
+    "Map": "pybpf.object",
+    "Program": "pybpf.object",
+    "ObjectSpec": "pybpf.obj",
+    "Skeleton": "pybpf.skel.runtime",
+    "Subskeleton": "pybpf.skel.runtime",
+    "SkeletonError": "pybpf.skel.runtime",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pybpf' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BpfError",
+    "BpfObject",
+    "Btf",
     "BtfError",
     "CodegenError",
     "ElfError",
@@ -27,6 +64,12 @@ __all__ = [
     "KernelError",
     "LinkError",
     "LoadError",
+    "Map",
     "ObjectError",
+    "ObjectSpec",
+    "Program",
+    "Skeleton",
+    "SkeletonError",
+    "Subskeleton",
     "__version__",
 ]

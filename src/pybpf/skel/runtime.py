@@ -3,32 +3,66 @@
 A :class:`Skeleton` owns one :class:`~pybpf.object.BpfObject` and exposes its maps, programs,
 links and global-data sections as attributes, like a ``bpftool gen skeleton`` header does in C.
 
-A :class:`Subskeleton` is the Python side of a *BPF library*: it is opened with the library's
-own object (for its names and types) against *someone else's* object (the application the
-library was linked into), and finds everything by name there, never by the library object's
-offsets.  It owns nothing: destroying it leaves the application's object untouched.
+A :class:`Subskeleton` is the Python side of a *BPF library*: it is bound to *someone else's*
+object (the application the library was linked into) and finds everything by name there,
+never by the library object's offsets.  It owns nothing: destroying it leaves the
+application's object untouched.
+
+Both are built the same way: an :class:`~pybpf.skel.description.ObjectDescription` (what the
+library or object offers, without offsets) is *bound* to a target object by :func:`bind`,
+which looks every map, program and variable up in the target and reports every one it cannot
+find, or finds with another type, in a single :class:`SkeletonError`.  The live classes here
+describe an object file on the fly; generated modules (``pybpf gen ... --lang python``) carry
+their description as a literal and subclass :class:`SkeletonBase` / :class:`SubskeletonBase`
+with typed attributes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, Self, cast
 
 from pybpf.btf.to_ctypes import CTypesBuilder
-from pybpf.btf.types import VarLinkage
 from pybpf.errors import BpfError
-from pybpf.obj.spec import MapKind, MapSpec, ObjectSpec, VarSpec
+from pybpf.obj.spec import ObjectSpec, VarSpec
+from pybpf.skel.description import (
+    MapDescription,
+    ObjectDescription,
+    SectionDescription,
+    describe,
+    is_exposed,
+)
 from pybpf.skel.sections import DataSection
-from pybpf.skel.type_signature import type_signature
-from pybpf.skel.values import VarCodec, codec_for
+from pybpf.skel.type_signature import signature_digest
+from pybpf.skel.values import VarCodec, VariableError, codec_for, type_name
 
 if TYPE_CHECKING:
+    from pybpf.btf.btf import Btf
     from pybpf.object import BpfObject, Map, Program
 
 
 class SkeletonError(BpfError):
     """A skeleton or subskeleton cannot be built for this object."""
+
+
+class LinkLike(Protocol):
+    """What a skeleton needs of an attachment: a way to end it."""
+
+    def close(self) -> None: ...
+
+
+class _Lifecycle(Protocol):
+    """The loader's side of :class:`~pybpf.object.BpfObject` that skeletons drive."""
+
+    def load(self) -> object: ...
+
+    def close(self) -> None: ...
+
+
+class _AutoAttach(Protocol):
+    def auto_attach(self) -> LinkLike | None: ...
 
 
 class Namespace:
@@ -71,13 +105,151 @@ class Namespace:
         return f"<{self._what}s: {', '.join(self._items)}>"
 
 
-def _is_exposed(var: VarSpec) -> bool:
-    """Skeletons show every variable but statics (and ``__hidden`` globals, counted static)."""
-    return var.linkage != VarLinkage.STATIC
+# ------------------------------------------------------------------------------ binding
 
 
-def _data_maps(spec: ObjectSpec) -> list[MapSpec]:
-    return [m for m in spec.maps if (m.is_internal and m.mmapable) or m.kind is MapKind.KCONFIG]
+@dataclass(frozen=True, slots=True)
+class BoundSection:
+    """One data section of the target: its map and a codec per described variable."""
+
+    section_map: Map
+    codecs: dict[str, VarCodec]
+    readonly: bool = False
+
+
+@dataclass(slots=True)
+class Binding:
+    """A description resolved against one target object."""
+
+    maps: dict[str, Map] = field(default_factory=dict)
+    progs: dict[str, Program] = field(default_factory=dict)
+    sections: dict[str, BoundSection] = field(default_factory=dict)
+
+    def section(self, ident: str) -> BoundSection:
+        return self.sections[ident]
+
+
+def bind(
+    obj: BpfObject, desc: ObjectDescription, *, verify_types: bool = True
+) -> Binding:
+    """Find ``desc``'s maps, programs and variables in ``obj`` (opened or loaded).
+
+    Raises :class:`SkeletonError` naming every symbol ``obj`` lacks or has with another type.
+    ``verify_types=False`` skips the type comparison (for a description made from ``obj``).
+    """
+    problems: list[str] = []
+    binding = Binding()
+    for map_desc in desc.maps:
+        found = _find_map(obj, map_desc)
+        if found is None:
+            problems.append(f"map '{map_desc.key}' is missing")
+            continue
+        mismatch = _map_mismatch(found, map_desc)
+        if mismatch:
+            problems.append(mismatch)
+        else:
+            binding.maps[map_desc.ident] = found
+    target_progs = {p.name: p for p in obj.programs}
+    for prog_name in desc.programs:
+        prog = target_progs.get(prog_name)
+        if prog is None:
+            problems.append(f"program '{prog_name}' is missing")
+        else:
+            binding.progs[prog_name] = prog
+    for sec_desc in desc.sections:
+        bound = _bind_section(obj, sec_desc, problems, verify_types)
+        if bound is not None:
+            binding.sections[sec_desc.ident] = bound
+    if problems:
+        where = obj.spec.path or obj.name
+        raise SkeletonError(
+            f"object '{where}' does not contain '{desc.name}' as described: "
+            + "; ".join(problems)
+        )
+    return binding
+
+
+def _find_map(obj: BpfObject, desc: MapDescription) -> Map | None:
+    for m in obj.maps:
+        if desc.internal:
+            if m.is_internal and m.section_name == desc.section:
+                return m
+        elif not m.is_internal and m.name == desc.name:
+            return m
+    return None
+
+
+def _map_mismatch(found: Map, desc: MapDescription) -> str | None:
+    """Why a user map of the target cannot be the described one (``None``: it can)."""
+    if desc.internal or not desc.type:
+        return None
+    have = (int(found.type), found.key_size, found.value_size)
+    want = (desc.type, desc.key_size, desc.value_size)
+    if have == want:
+        return None
+    return (
+        f"map '{desc.name}' has another definition (type {have[0]}, key {have[1]} bytes, "
+        f"value {have[2]} bytes; expected type {want[0]}, key {want[1]}, value {want[2]})"
+    )
+
+
+def _bind_section(
+    obj: BpfObject, desc: SectionDescription, problems: list[str], verify_types: bool
+) -> BoundSection | None:
+    """Codecs for the described variables at the offsets *the target* gives them."""
+    target_map = None
+    for m in obj.maps:
+        if m.is_internal and m.section_name == desc.section:
+            target_map = m
+            break
+    btf = obj.spec.btf
+    if target_map is None or btf is None:
+        why = "is missing" if btf is not None else "is missing (the object has no BTF)"
+        problems.extend(f"variable '{v.name}' ({desc.section}) {why}" for v in desc.variables)
+        return None
+    by_name: dict[str, VarSpec] = {v.name: v for v in obj.spec.variables_of(desc.section)}
+    builder: CTypesBuilder | None = None
+    codecs: dict[str, VarCodec] = {}
+    for var in desc.variables:
+        target = by_name.get(var.name)
+        if target is None or not is_exposed(target):
+            problems.append(f"variable '{var.name}' ({desc.section}) is missing")
+            continue
+        if verify_types and _digest(btf, target.type_id) != var.signature:
+            have = type_name(btf, target.type_id)
+            same = " (same name, another layout)" if have == var.type_name else ""
+            problems.append(
+                f"variable '{var.name}' ({desc.section}) has type {have} in the object, "
+                f"expected {var.type_name}{same}"
+            )
+            continue
+        if builder is None and var.ctype is None:
+            builder = CTypesBuilder(btf)
+        try:
+            codecs[var.name] = codec_for(
+                btf, builder, var.name, target.type_id, target.offset, target.size,
+                ctype=var.ctype,
+            )  # fmt: skip
+        except VariableError as exc:
+            problems.append(f"variable '{var.name}' ({desc.section}): {exc}")
+    return BoundSection(target_map, codecs, desc.readonly)
+
+
+_DIGESTS: dict[tuple[int, int], tuple[Btf, str]] = {}
+
+
+def _digest(btf: Btf, type_id: int) -> str:
+    """:func:`signature_digest`, remembered per BTF object (objects are opened repeatedly
+    against the same spec, and a signature walks the whole type graph)."""
+    key = (id(btf), type_id)
+    hit = _DIGESTS.get(key)
+    if hit is not None and hit[0] is btf:
+        return hit[1]
+    digest = signature_digest(btf, type_id)
+    if len(_DIGESTS) > 4096:
+        _DIGESTS.clear()
+    _DIGESTS[key] = (btf, digest)
+    return digest
 
 
 def _load_spec(library: str | Path | bytes | ObjectSpec | BpfObject) -> ObjectSpec:
@@ -92,27 +264,96 @@ def _load_spec(library: str | Path | bytes | ObjectSpec | BpfObject) -> ObjectSp
     return ObjectSpec.from_path(library)
 
 
-class Skeleton:
+def _section_error(owner: str, sections: dict[str, Any], name: str) -> AttributeError:
+    known = ", ".join(sorted(sections)) or "none"
+    return AttributeError(f"{owner} has no attribute or data section '{name}' (sections: {known})")
+
+
+# ------------------------------------------------------------------------------ skeletons
+
+
+class SkeletonBase:
+    """What every skeleton does: own the object, load, attach, detach, destroy.
+
+    Subclasses decide how maps, programs, links and sections are shown: :class:`Skeleton`
+    by name lookups, generated classes by typed properties.
+    """
+
+    def __init__(
+        self, obj: BpfObject, desc: ObjectDescription, *, verify_types: bool = True
+    ) -> None:
+        self.obj = obj
+        self._binding = bind(obj, desc, verify_types=verify_types)
+        self._links: dict[str, LinkLike] = {}
+        self._destroyed = False
+
+    def load(self) -> Self:
+        """Load the object into the kernel (``NAME__load``)."""
+        cast(_Lifecycle, self.obj).load()
+        return self
+
+    def attach(self) -> Self:
+        """Attach every program that can be attached by section name (``NAME__attach``).
+
+        All or nothing: if one program fails to attach, the links made by this call are
+        closed again before the error propagates.
+        """
+        made: list[str] = []
+        try:
+            for prog in self._binding.progs.values():
+                if prog.name in self._links or getattr(prog, "fd", None) is None:
+                    continue
+                link = cast(_AutoAttach, prog).auto_attach()
+                if link is not None:
+                    self._links[prog.name] = link
+                    made.append(prog.name)
+        except BaseException:
+            for name in made:
+                self._links.pop(name).close()
+            raise
+        return self
+
+    def detach(self) -> None:
+        """Destroy every link this skeleton made (``NAME__detach``)."""
+        for name in list(self._links):
+            self._links.pop(name).close()
+
+    def destroy(self) -> None:
+        """Detach, then close the object and everything it holds (``NAME__destroy``)."""
+        if self._destroyed:
+            return
+        self._destroyed = True
+        self.detach()
+        cast(_Lifecycle, self.obj).close()
+
+    def _map(self, ident: str) -> Map:
+        return self._binding.maps[ident]
+
+    def _prog(self, name: str) -> Program:
+        return self._binding.progs[name]
+
+    def _link(self, name: str) -> Any:
+        return self._links.get(name)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
+
+
+class Skeleton(SkeletonBase):
     """A BPF object with its maps, programs and global variables as attributes."""
 
     def __init__(self, obj: BpfObject) -> None:
-        self.obj = obj
-        self.maps = Namespace("map", {m.spec.ident: m for m in obj.maps})
-        self.progs = Namespace("program", {p.name: p for p in obj.programs})
-        self._links: dict[str, Any] = {}
+        super().__init__(obj, describe(obj.spec), verify_types=False)
+        self.maps = Namespace("map", self._binding.maps)
+        self.progs = Namespace("program", self._binding.progs)
         self.links = Namespace("link", self._links)
-        self._sections: dict[str, DataSection] = {}
-        btf = obj.spec.btf
-        if btf is not None:
-            builder = CTypesBuilder(btf)
-            for map_spec in _data_maps(obj.spec):
-                live_map = obj.map(map_spec.section_name)
-                codecs = {
-                    var.name: codec_for(btf, builder, var.name, var.type_id, var.offset, var.size)
-                    for var in obj.spec.variables_of(map_spec.section_name)
-                    if _is_exposed(var)
-                }
-                self._sections[map_spec.ident] = DataSection(live_map, codecs)
+        self._sections = {
+            ident: DataSection(bound.section_map, bound.codecs)
+            for ident, bound in self._binding.sections.items()
+        }
 
     @classmethod
     def open(cls, source: str | Path | bytes, name: str | None = None) -> Skeleton:
@@ -126,67 +367,61 @@ class Skeleton:
         try:
             return sections[name]
         except KeyError:
-            known = ", ".join(sorted(sections)) or "none"
-            raise AttributeError(
-                f"no attribute or data section '{name}' (sections: {known})"
-            ) from None
+            raise _section_error("skeleton", sections, name) from None
 
     @property
     def sections(self) -> dict[str, DataSection]:
         """Every data section accessor by identifier (``data``, ``rodata``, ``data_custom``...)."""
         return dict(self._sections)
 
-    def load(self) -> Skeleton:
-        """Load the object into the kernel (``NAME__load``)."""
-        self.obj.load()
-        return self
+    def __repr__(self) -> str:
+        return f"<Skeleton {self.obj.name}: sections {', '.join(self._sections) or '-'}>"
 
-    def attach(self) -> Skeleton:
-        """Attach every program that can be attached by section name (``NAME__attach``)."""
-        for prog in self.obj.programs:
-            if self._links.get(prog.name) is None:
-                link = prog.auto_attach()
-                if link is not None:
-                    self._links[prog.name] = link
-        return self
 
-    def detach(self) -> None:
-        """Destroy every link this skeleton made (``NAME__detach``)."""
-        for name, link in list(self._links.items()):
-            link.close()
-            del self._links[name]
+# ------------------------------------------------------------------------------ subskeletons
+
+
+class SubskeletonBase:
+    """A library's view of someone else's object; destroying it frees only the view."""
+
+    def __init__(self, obj: BpfObject, desc: ObjectDescription) -> None:
+        self.obj = obj
+        self.library_name = desc.name
+        self._binding = bind(obj, desc)
+        self._destroyed = False
 
     def destroy(self) -> None:
-        """Detach, then close the object and everything it holds (``NAME__destroy``)."""
-        self.detach()
-        self.obj.close()
+        """Forget the bindings; the object (owned by someone else) is left as it is."""
+        self._destroyed = True
+        self._binding = Binding()
 
-    def __enter__(self) -> Skeleton:
+    def _map(self, ident: str) -> Map:
+        return self._binding.maps[ident]
+
+    def _prog(self, name: str) -> Program:
+        return self._binding.progs[name]
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.destroy()
 
-    def __repr__(self) -> str:
-        return f"<Skeleton {self.obj.name}: sections {', '.join(self._sections) or '-'}>"
 
+class Subskeleton(SubskeletonBase):
+    """A BPF library's view of the object it was linked into, found by name."""
 
-class Subskeleton:
-    """A BPF library's view of the object it was linked into."""
+    def __init__(self, obj: BpfObject, desc: ObjectDescription) -> None:
+        super().__init__(obj, desc)
+        self._sections = self._wrap_sections()
+        self.maps = Namespace("map", self._binding.maps)
+        self.progs = Namespace("program", self._binding.progs)
 
-    def __init__(
-        self,
-        obj: BpfObject,
-        maps: dict[str, Map],
-        progs: dict[str, Program],
-        sections: dict[str, DataSection],
-        library_name: str,
-    ) -> None:
-        self.obj = obj
-        self.maps = Namespace("map", maps)
-        self.progs = Namespace("program", progs)
-        self._sections = sections
-        self.library_name = library_name
+    def _wrap_sections(self) -> dict[str, DataSection]:
+        return {
+            ident: DataSection(bound.section_map, bound.codecs)
+            for ident, bound in self._binding.sections.items()
+        }
 
     @classmethod
     def open(
@@ -197,109 +432,29 @@ class Subskeleton:
         Raises :class:`SkeletonError` naming every library symbol that ``obj`` lacks or has
         with another type.
         """
-        lib = _load_spec(library)
-        problems: list[str] = []
-        maps: dict[str, Map] = {}
-        for map_spec in lib.maps:
-            key = map_spec.section_name if map_spec.is_internal else map_spec.name
-            found = _find_map(obj, map_spec)
-            if found is None:
-                problems.append(f"map '{key}' is missing")
-            else:
-                maps[map_spec.ident] = found
-        progs: dict[str, Program] = {}
-        target_progs = {p.name: p for p in obj.programs}
-        for prog_spec in lib.programs:
-            if prog_spec.name in target_progs:
-                progs[prog_spec.name] = target_progs[prog_spec.name]
-            else:
-                problems.append(f"program '{prog_spec.name}' is missing")
-        sections = _bind_sections(obj, lib, problems)
-        if problems:
-            where = obj.spec.path or obj.name
-            raise SkeletonError(
-                f"object '{where}' does not contain library '{lib.name}' as linked: "
-                + "; ".join(problems)
-            )
-        return cls(obj, maps, progs, sections, lib.name)
+        return cls(obj, describe(_load_spec(library)))
+
+    @classmethod
+    def from_description(cls, obj: BpfObject, desc: ObjectDescription) -> Subskeleton:
+        """Bind a library known only by its description (no library object needed)."""
+        return cls(obj, desc)
 
     def __getattr__(self, name: str) -> DataSection:
         sections: dict[str, DataSection] = self.__dict__.get("_sections", {})
         try:
             return sections[name]
         except KeyError:
-            known = ", ".join(sorted(sections)) or "none"
-            raise AttributeError(
-                f"no attribute or data section '{name}' (sections: {known})"
-            ) from None
+            raise _section_error("subskeleton", sections, name) from None
 
     @property
     def sections(self) -> dict[str, DataSection]:
         return dict(self._sections)
 
     def destroy(self) -> None:
-        """Forget the bindings; the object (owned by someone else) is left as it is."""
+        super().destroy()
         self._sections = {}
         self.maps = Namespace("map", {})
         self.progs = Namespace("program", {})
 
-    def __enter__(self) -> Subskeleton:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.destroy()
-
     def __repr__(self) -> str:
         return f"<Subskeleton {self.library_name} in {self.obj.name}>"
-
-
-def _find_map(obj: BpfObject, spec: MapSpec) -> Map | None:
-    for m in obj.maps:
-        if spec.is_internal:
-            if m.is_internal and m.section_name == spec.section_name:
-                return m
-        elif not m.is_internal and m.name == spec.name:
-            return m
-    return None
-
-
-def _bind_sections(obj: BpfObject, lib: ObjectSpec, problems: list[str]) -> dict[str, DataSection]:
-    """Codecs for the library's variables at the offsets *the final object* gives them."""
-    target_btf = obj.spec.btf
-    lib_btf = lib.btf
-    if lib_btf is None:
-        problems.append(f"library '{lib.name}' has no BTF")
-        return {}
-    if target_btf is None:
-        problems.append("the object has no BTF")
-        return {}
-    builder = CTypesBuilder(target_btf)
-    sections: dict[str, DataSection] = {}
-    for map_spec in _data_maps(lib):
-        lib_vars = [v for v in lib.variables_of(map_spec.section_name) if _is_exposed(v)]
-        target_map = _find_map(obj, map_spec)
-        if target_map is None:
-            problems.extend(
-                f"variable '{v.name}' ({map_spec.section_name}) is missing" for v in lib_vars
-            )
-            continue
-        by_name = {v.name: v for v in obj.spec.variables_of(map_spec.section_name)}
-        codecs: dict[str, VarCodec] = {}
-        for var in lib_vars:
-            target = by_name.get(var.name)
-            if target is None or not _is_exposed(target):
-                problems.append(f"variable '{var.name}' ({map_spec.section_name}) is missing")
-                continue
-            want = type_signature(lib_btf, var.type_id)
-            have = type_signature(target_btf, target.type_id)
-            if want != have:
-                problems.append(
-                    f"variable '{var.name}' ({map_spec.section_name}) has another type in the "
-                    "object"
-                )
-                continue
-            codecs[var.name] = codec_for(
-                target_btf, builder, var.name, target.type_id, target.offset, target.size
-            )
-        sections[map_spec.ident] = DataSection(target_map, codecs)
-    return sections

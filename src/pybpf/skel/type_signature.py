@@ -9,6 +9,8 @@ enums are expanded once and then referred to by name, which keeps recursive type
 
 from __future__ import annotations
 
+import hashlib
+
 from pybpf.btf.btf import Btf
 from pybpf.btf.types import (
     BtfArray,
@@ -34,6 +36,11 @@ _MAX_DEPTH = 64
 def type_signature(btf: Btf, type_id: int) -> str:
     """A string equal for structurally identical types in any two BTFs."""
     return _signature(btf, type_id, set(), 0)
+
+
+def signature_digest(btf: Btf, type_id: int) -> str:
+    """A short fixed-size form of :func:`type_signature`, to embed in generated code."""
+    return hashlib.sha256(type_signature(btf, type_id).encode()).hexdigest()[:32]
 
 
 def _signature(btf: Btf, type_id: int, expanded: set[str], depth: int) -> str:

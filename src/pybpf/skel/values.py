@@ -111,58 +111,73 @@ class VarCodec:
 
 
 def codec_for(
-    btf: Btf, builder: CTypesBuilder, name: str, type_id: int, offset: int, size: int | None = None
+    btf: Btf,
+    builder: CTypesBuilder | None,
+    name: str,
+    type_id: int,
+    offset: int,
+    size: int | None = None,
+    *,
+    ctype: Any = None,
 ) -> VarCodec:
-    """Build the codec of variable ``name`` of BTF type ``type_id`` at byte ``offset``."""
+    """Build the codec of variable ``name`` of BTF type ``type_id`` at byte ``offset``.
+
+    Views are made of ``ctype`` when given (a generated module's own class, checked here to
+    have the BTF size), else of a class ``builder`` makes from ``btf``.
+    """
     resolved = btf.resolve(type_id)
     real_size = btf.size_of(type_id)
     if size is not None and size < real_size:
         raise VariableError(f"{name}: section gives {size} bytes, its type needs {real_size}")
     t = btf[resolved]
-    type_name = _type_name(btf, type_id)
+    tname = type_name(btf, type_id)
     if isinstance(t, BtfInt):
         if t.encoding & IntEncoding.BOOL and t.size == 1:
-            return VarCodec(name, offset, 1, ValueKind.BOOL, struct.Struct("<?"), None, type_name)
+            return VarCodec(name, offset, 1, ValueKind.BOOL, struct.Struct("<?"), None, tname)
         signed = bool(t.encoding & IntEncoding.SIGNED)
         fmt = _INT_FORMATS.get(t.size)
         if fmt is None:
-            return VarCodec(name, offset, t.size, ValueKind.BIGINT, None, None, type_name, signed)
+            return VarCodec(name, offset, t.size, ValueKind.BIGINT, None, None, tname, signed)
         packer = struct.Struct("<" + (fmt if signed else fmt.upper()))
-        return VarCodec(name, offset, t.size, ValueKind.INT, packer, None, type_name, signed)
+        return VarCodec(name, offset, t.size, ValueKind.INT, packer, None, tname, signed)
     if isinstance(t, BtfEnum | BtfEnum64):
         fmt = _INT_FORMATS.get(t.size, "q")
         packer = struct.Struct("<" + (fmt if t.signed else fmt.upper()))
-        return VarCodec(name, offset, t.size, ValueKind.INT, packer, None, type_name, t.signed)
+        return VarCodec(name, offset, t.size, ValueKind.INT, packer, None, tname, t.signed)
     if isinstance(t, BtfPtr):
-        return VarCodec(name, offset, 8, ValueKind.INT, struct.Struct("<Q"), None, type_name)
+        return VarCodec(name, offset, 8, ValueKind.INT, struct.Struct("<Q"), None, tname)
     if isinstance(t, BtfFloat) and t.size in _FLOAT_FORMATS:
         packer = struct.Struct("<" + _FLOAT_FORMATS[t.size])
-        return VarCodec(name, offset, t.size, ValueKind.FLOAT, packer, None, type_name)
+        return VarCodec(name, offset, t.size, ValueKind.FLOAT, packer, None, tname)
     if isinstance(t, BtfArray):
         elem = btf[btf.resolve(t.type)]
         if isinstance(elem, BtfInt) and elem.size == 1 and (
             elem.encoding & IntEncoding.CHAR or elem.name in ("char", "signed char")
         ):
-            return VarCodec(name, offset, real_size, ValueKind.CHARS, None, None, type_name)
-    ctype = builder.ctype(type_id)
+            return VarCodec(name, offset, real_size, ValueKind.CHARS, None, None, tname)
+    if ctype is None:
+        ctype = (builder or CTypesBuilder(btf)).ctype(type_id)
     if ctypes.sizeof(ctype) != real_size:
-        raise VariableError(f"{name}: ctypes size {ctypes.sizeof(ctype)} != BTF size {real_size}")
-    return VarCodec(name, offset, real_size, ValueKind.VIEW, None, ctype, type_name)
+        raise VariableError(
+            f"{name} ({tname}): its ctypes class has {ctypes.sizeof(ctype)} bytes, the "
+            f"object's BTF says {real_size}"
+        )
+    return VarCodec(name, offset, real_size, ValueKind.VIEW, None, ctype, tname)
 
 
-def _type_name(btf: Btf, type_id: int) -> str:
+def type_name(btf: Btf, type_id: int) -> str:
     """A short C-like name for messages: ``struct config``, ``int[4]``, ``__u64``."""
     t = btf[type_id] if type_id else None
     if t is None:
         return "void"
     if isinstance(t, BtfArray):
-        return f"{_type_name(btf, t.type)}[{t.nelems}]"
+        return f"{type_name(btf, t.type)}[{t.nelems}]"
     if isinstance(t, BtfPtr):
-        return f"{_type_name(btf, t.type)} *"
+        return f"{type_name(btf, t.type)} *"
     kind = t.kind.name.lower()
     name = t.name or "(anon)"
     if kind in ("struct", "union", "enum"):
         return f"{kind} {name}"
     if kind in ("const", "volatile", "restrict", "type_tag"):
-        return _type_name(btf, t.type)  # type: ignore[union-attr]
+        return type_name(btf, t.type)  # type: ignore[union-attr]
     return name

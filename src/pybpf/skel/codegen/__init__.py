@@ -1,5 +1,7 @@
 """Code generators for skeletons and subskeletons (pure: they never touch the kernel).
 
+``lang="python"`` gives typed Python modules (:mod:`.python_skeleton`); what follows is about C.
+
 The C generators reproduce ``bpftool gen skeleton`` / ``bpftool gen subskeleton`` of bpftool 7.1
 (Debian's build, with its Linux 6.1 libbpf) byte for byte; :func:`generate` is the entry point
 of ``pybpf gen skeleton|subskeleton``.  Where bpftool's output would be wrong, pybpf departs
@@ -23,6 +25,7 @@ from pybpf.errors import CodegenError
 from pybpf.skel.codegen.c_common import ObjectSource, check_object_name, default_object_name
 from pybpf.skel.codegen.c_skeleton import generate_c_skeleton
 from pybpf.skel.codegen.c_subskeleton import generate_c_subskeleton
+from pybpf.skel.codegen.python_skeleton import generate_python
 
 __all__ = [
     "ObjectSource",
@@ -31,6 +34,7 @@ __all__ = [
     "generate",
     "generate_c_skeleton",
     "generate_c_subskeleton",
+    "generate_python",
 ]
 
 _KINDS = ("skeleton", "subskeleton")
@@ -46,10 +50,12 @@ def generate(
     """
     if kind not in _KINDS:
         raise CodegenError(f"unknown generator '{kind}' (expected skeleton or subskeleton)")
-    if lang != "c":
-        raise CodegenError(f"no {kind} generator for language '{lang}'")
+    if lang not in ("c", "python"):
+        raise CodegenError(f"no {kind} generator for language '{lang}' (expected c or python)")
     if name is not None:
         check_object_name(name)
+    if lang == "python":
+        return generate_python(kind, path, name)
     elf = ElfFile.open(Path(path))
     if kind == "skeleton":
         return generate_c_skeleton(elf, name)

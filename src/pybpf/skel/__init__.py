@@ -1,0 +1,1 @@
+"""Skeletons and subskeletons: the live runtime, and C/Python code generators (``codegen``)."""
