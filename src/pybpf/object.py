@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pybpf.elf import ElfFile
 from pybpf.errors import BpfError, ObjectError
+from pybpf.load.links import Link, LinkSet
 from pybpf.obj import MapSpec, ObjectSpec, ProgramSpec
 from pybpf.uapi import AttachType, MapType, ProgType
+
+if TYPE_CHECKING:
+    from pybpf.kernel.progs import TestRunResult
+    from pybpf.load.loader import KernelObject
+    from pybpf.load.maps import MapHandle
 
 
 class Map:
@@ -37,10 +45,53 @@ class Map:
         self._max_entries = spec.max_entries
         self.fd: int | None = None
         """The map's file descriptor once loaded (set by the loader)."""
+        self._handle: MapHandle | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    # ------------------------------------------------------------------ data (after load)
+
+    @property
+    def handle(self) -> MapHandle:
+        """The loaded map's element operations; an error before load or after close."""
+        if self._handle is None:
+            state = "closed" if self.obj._closed else "not loaded"
+            raise BpfError(f"map '{self.name}': object '{self.obj.name}' is {state}")
+        return self._handle
+
+    def lookup(self, key: object) -> bytes | list[bytes] | None:
+        """The value at ``key`` (bytes, int or ctypes value); per-CPU maps give one per CPU."""
+        return self.handle.lookup(key)
+
+    def update(self, key: object, value: object, flags: int = 0) -> None:
+        """Store ``value`` at ``key`` (``flags``: BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK)."""
+        self.handle.update(key, value, flags)
+
+    def delete(self, key: object) -> bool:
+        """Remove ``key``; False if it was not there."""
+        return self.handle.delete(key)
+
+    def keys(self) -> Iterator[bytes]:
+        return self.handle.keys()
+
+    def items(self) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
+        return self.handle.items()
+
+    def lookup_batch(self, count: int = 256) -> list[tuple[bytes, bytes | list[bytes]]]:
+        """Every entry, fetched ``count`` at a time with BPF_MAP_LOOKUP_BATCH."""
+        return self.handle.lookup_batch(count)
+
+    def update_batch(
+        self, keys: Sequence[object], values: Sequence[object], flags: int = 0
+    ) -> int:
+        """Write ``keys[i] -> values[i]`` with one BPF_MAP_UPDATE_BATCH; returns the count."""
+        return self.handle.update_batch(keys, values, flags)
+
+    def freeze(self) -> None:
+        """Make the map read-only for user space (BPF_MAP_FREEZE)."""
+        self.handle.freeze()
 
     @property
     def section_name(self) -> str:
@@ -172,10 +223,111 @@ class Program:
         self._expected_attach_type = spec.expected_attach_type
         self.fd: int | None = None
         """The program's file descriptor once loaded (set by the loader)."""
+        self.log = ""
+        """The verifier log of the load (empty unless a log level was asked for)."""
+        self.links = LinkSet()
+        """Links made through this program; closed with the object."""
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def _loaded_fd(self) -> int:
+        if self.fd is None:
+            state = "closed" if self.obj._closed else "not loaded"
+            if self.obj.loaded and not self.autoload:
+                state = "not loaded (autoload is off)"
+            raise BpfError(f"program '{self.name}' is {state}")
+        return self.fd
+
+    def auto_attach(self) -> Link | None:
+        """Attach as the section name says (``tp/cat/name``, ``raw_tp/name``, ``uprobe/...``);
+        ``None`` when the section names no target (xdp, tc, cgroup, perf_event...)."""
+        from pybpf.load.lifecycle import auto_attach
+
+        return auto_attach(self)
+
+    def attach(self) -> Link:
+        """Attach by section name like ``bpf_program__attach``; an error if it names no target."""
+        link = self.auto_attach()
+        if link is None:
+            raise BpfError(
+                f"program '{self.name}': section '{self.section_name}' names no attach target; "
+                "use attach_xdp(), attach_cgroup(), attach_perf_event() or another explicit form"
+            )
+        return link
+
+    def test_run(
+        self,
+        data_in: bytes | None = None,
+        *,
+        ctx_in: bytes | None = None,
+        repeat: int = 1,
+        flags: int = 0,
+        cpu: int = 0,
+    ) -> TestRunResult:
+        """Run the program in the kernel on ``data_in``/``ctx_in`` (BPF_PROG_TEST_RUN)."""
+        from pybpf.kernel.progs import prog_test_run
+
+        return prog_test_run(
+            self._loaded_fd(), data_in, ctx_in=ctx_in, repeat=repeat, flags=flags, cpu=cpu
+        )
+
+    def attach_tracepoint(self, category: str, name: str, cookie: int = 0) -> Link:
+        from pybpf.load import attach
+
+        return self.links.add(attach.attach_tracepoint(self._loaded_fd(), category, name, cookie))
+
+    def attach_raw_tracepoint(self, name: str) -> Link:
+        from pybpf.load import attach
+
+        return self.links.add(attach.attach_raw_tracepoint(self._loaded_fd(), name))
+
+    def attach_uprobe(
+        self,
+        binary: str,
+        offset_or_func: int | str,
+        *,
+        retprobe: bool = False,
+        pid: int = -1,
+        cookie: int = 0,
+    ) -> Link:
+        """A u(ret)probe on a function name (``func`` or ``func+0x10``) or file offset."""
+        from pybpf.load import attach
+
+        link = attach.attach_uprobe(
+            self._loaded_fd(), binary, offset_or_func, retprobe=retprobe, pid=pid, cookie=cookie
+        )
+        return self.links.add(link)
+
+    def attach_kprobe(
+        self, func: str, offset: int = 0, *, retprobe: bool = False, cookie: int = 0
+    ) -> Link:
+        from pybpf.load import attach
+
+        link = attach.attach_kprobe(
+            self._loaded_fd(), func, offset, retprobe=retprobe, cookie=cookie
+        )
+        return self.links.add(link)
+
+    def attach_perf_event(self, perf_event_fd: int, cookie: int = 0) -> Link:
+        from pybpf.load import attach
+
+        return self.links.add(attach.attach_perf_event(self._loaded_fd(), perf_event_fd, cookie))
+
+    def attach_xdp(self, ifindex: int, flags: int = 0) -> Link:
+        from pybpf.load import attach
+
+        return self.links.add(attach.attach_xdp(self._loaded_fd(), ifindex, flags))
+
+    def attach_cgroup(self, cgroup_fd: int, attach_type: AttachType | int | None = None) -> Link:
+        """Attach to the cgroup open as ``cgroup_fd``; the type defaults to the section's."""
+        from pybpf.load import attach
+
+        kind = attach_type if attach_type is not None else self.expected_attach_type
+        if kind is None:
+            raise BpfError(f"program '{self.name}': no cgroup attach type known; pass one")
+        return self.links.add(attach.attach_cgroup(self._loaded_fd(), cgroup_fd, kind))
 
     @property
     def section_name(self) -> str:
@@ -213,6 +365,8 @@ class BpfObject:
         self.programs: list[Program] = [Program(self, p) for p in spec.programs]
         self.loaded = False
         """Set by the loader once kernel objects exist; settings are frozen from then on."""
+        self._closed = False
+        self._kernel: KernelObject | None = None
 
     @classmethod
     def open(cls, source: str | Path | bytes, name: str | None = None) -> BpfObject:
@@ -231,6 +385,48 @@ class BpfObject:
         if self.loaded:
             raise BpfError(f"object '{self.name}': cannot {what} after load")
 
+    def load(self, *, log_level: int = 0) -> BpfObject:
+        """Create the maps and load the programs (``bpf_object__load``), in place.
+
+        On failure nothing is left behind (no descriptor, no map) and the object stays
+        opened.  A verifier rejection raises :class:`~pybpf.LoadError` with the program name
+        and the verifier log.
+        """
+        from pybpf.load.lifecycle import load
+
+        if self._closed:
+            raise BpfError(f"object '{self.name}' is closed")
+        self._kernel = load(self, log_level=log_level)
+        return self
+
+    def attach(self) -> list[Link]:
+        """Auto-attach every loaded program whose section names its target; all or nothing."""
+        from pybpf.load.lifecycle import attach_all
+
+        if not self.loaded:
+            raise BpfError(f"object '{self.name}' is not loaded")
+        return attach_all(self)
+
+    def close(self) -> None:
+        """Detach every link, close every descriptor, unmap global data; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.loaded or self._kernel is not None:
+            from pybpf.load.lifecycle import close
+
+            close(self, self._kernel)
+        else:
+            for m in self.maps:
+                m.release_memory()
+        self._kernel = None
+
+    def __enter__(self) -> BpfObject:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def map(self, name: str) -> Map:
         """The map called ``name``, else the global-data map of ELF section ``name``."""
         for m in self.maps:
@@ -248,6 +444,8 @@ class BpfObject:
         raise ObjectError(f"no program named '{name}'", file=self.spec.path or self.name)
 
     def __repr__(self) -> str:
-        state = "loaded" if self.loaded else "opened"
-        return f"<BpfObject {self.name} ({state}): {len(self.maps)} maps, " \
-               f"{len(self.programs)} programs>"
+        state = "closed" if self._closed else "loaded" if self.loaded else "opened"
+        return (
+            f"<BpfObject {self.name} ({state}): {len(self.maps)} maps, "
+            f"{len(self.programs)} programs>"
+        )

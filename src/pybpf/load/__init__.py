@@ -1,0 +1,20 @@
+"""pybpf.load: load BPF objects into the kernel and attach their programs, without libbpf.
+
+Users call :meth:`pybpf.object.BpfObject.load` and ``attach``; this package does the work,
+one job per module, in load order:
+
+* :mod:`.btf_sanitize` - the object's BTF made acceptable to the running kernel (DATASEC
+  sizes and offsets from the ELF symbols, extern linkage, kinds the kernel lacks);
+* :mod:`.kconfig` - values of ``__kconfig`` externs from the kernel config;
+* :mod:`.ksyms` - ``__ksym`` externs and kfuncs resolved against kallsyms and kernel BTF;
+* :mod:`.maps` - map creation from specs, global-data initialisation, element access;
+* :mod:`.relocate` - one flat, fully relocated instruction array per entry point (pure);
+* :mod:`.programs` - ``BPF_PROG_LOAD`` with func/line info and kernel-side CO-RE;
+* :mod:`.loader` - the sequence, all or nothing (:func:`.loader.load_object`);
+* :mod:`.attach`, :mod:`.links`, :mod:`.uprobe_target` - attachment and its owners;
+* :mod:`.values` - Python keys and values to map bytes;
+* :mod:`.lifecycle` - binding kernel state onto a :class:`~pybpf.object.BpfObject` in place.
+
+Only :mod:`pybpf.kernel` issues system calls; :mod:`.relocate`, :mod:`.kconfig` and
+:mod:`.btf_sanitize` are pure and testable without root.
+"""

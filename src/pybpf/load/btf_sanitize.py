@@ -1,0 +1,371 @@
+"""Make an object's BTF acceptable to the running kernel.
+
+Compilers and linkers write BTF for tools, not for the kernel: clang leaves DATASEC sizes
+and offsets zero, ``extern`` VARs have a linkage the kernel refuses, the ``.kconfig`` and
+``.ksyms`` sections describe values that only exist once the loader lays them out, and an
+older kernel rejects kinds newer than itself (FLOAT, DECL_TAG, ENUM64...).  libbpf fixes all
+this on a copy of the raw blob (``btf_fixup_datasec``, ``bpf_object__collect_externs``,
+``bpf_object__sanitize_btf``); so does this module.
+
+Why patch bytes instead of re-encoding with :class:`~pybpf.btf.builder.BtfBuilder`: every
+replacement is same-size, so type ids *and string offsets* survive unchanged.  func_info
+and line_info records from ``.BTF.ext`` point into this very string table and stay valid;
+a re-encoded table would have to be re-indexed.  Anything new (strings) is appended.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from pybpf.errors import LoadError
+from pybpf.obj.spec import ExternKind, ExternSpec, ObjectSpec
+
+_HEADER = struct.Struct("<HBBIIIII")
+_TYPE = struct.Struct("<III")
+_U32 = struct.Struct("<I")
+_VSI = struct.Struct("<III")
+
+# BTF kinds, as in include/uapi/linux/btf.h
+INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF = 1, 2, 3, 4, 5, 6, 7, 8
+VOLATILE, CONST, RESTRICT, FUNC, FUNC_PROTO, VAR, DATASEC = 9, 10, 11, 12, 13, 14, 15
+FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = 16, 17, 18, 19
+
+_EXTRA = {  # bytes after the 12-byte header: (fixed, per vlen entry)
+    INT: (4, 0), PTR: (0, 0), ARRAY: (12, 0), STRUCT: (0, 12), UNION: (0, 12),
+    ENUM: (0, 8), FWD: (0, 0), TYPEDEF: (0, 0), VOLATILE: (0, 0), CONST: (0, 0),
+    RESTRICT: (0, 0), FUNC: (0, 0), FUNC_PROTO: (0, 8), VAR: (4, 0), DATASEC: (0, 12),
+    FLOAT: (0, 0), DECL_TAG: (4, 0), TYPE_TAG: (0, 0), ENUM64: (0, 12),
+}  # fmt: skip
+
+VAR_STATIC, VAR_GLOBAL_ALLOCATED, VAR_GLOBAL_EXTERN = 0, 1, 2
+FUNC_STATIC, FUNC_GLOBAL = 0, 1
+KCONFIG_SECTION = ".kconfig"
+KSYMS_SECTION = ".ksyms"
+
+
+@dataclass(frozen=True, slots=True)
+class BtfFeatures:
+    """Which BTF kinds the running kernel accepts (libbpf's ``FEAT_BTF_*`` probes)."""
+
+    func: bool = True
+    func_global: bool = True
+    datasec: bool = True
+    qmark_datasec: bool = True
+    float: bool = True
+    decl_tag: bool = True
+    type_tag: bool = True
+    enum64: bool = True
+
+    @classmethod
+    def none(cls) -> BtfFeatures:
+        """A kernel from before BTF kinds beyond the basic C types (for tests and probes)."""
+        return cls(False, False, False, False, False, False, False, False)
+
+
+def _info(kind: int, vlen: int, kind_flag: bool = False) -> int:
+    return (int(kind_flag) << 31) | (kind << 24) | (vlen & 0xFFFF)
+
+
+@dataclass
+class KernelBtf:
+    """A BTF blob for ``BPF_BTF_LOAD`` and the string offsets func/line info need."""
+
+    data: bytes
+    strings: dict[str, int] = field(repr=False)
+
+    def string_offset(self, text: str) -> int:
+        """Offset of ``text`` in this blob's string section."""
+        try:
+            return self.strings[text]
+        except KeyError:
+            raise LoadError(f"BTF string {text!r} is missing from .BTF") from None
+
+
+class _Head(NamedTuple):
+    """The common part of a BTF type; ``size`` is also ``type`` for reference kinds."""
+
+    name_off: int
+    kind: int
+    vlen: int
+    size: int
+    kind_flag: bool
+
+
+class _RawBtf:
+    """A mutable copy of a BTF blob with the byte position of every type."""
+
+    def __init__(self, data: bytes) -> None:
+        fields = _HEADER.unpack_from(data, 0)
+        magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = fields
+        if magic != 0xEB9F or version != 1:
+            raise LoadError("only little-endian BTF version 1 can be loaded here")
+        self.hdr_len = hdr_len
+        self.types = bytearray(data[hdr_len + type_off : hdr_len + type_off + type_len])
+        self.strings = bytearray(data[hdr_len + str_off : hdr_len + str_off + str_len])
+        self.flags = flags
+        self.pos: list[int] = [0]  # type id -> byte offset in self.types; id 0 is void
+        at = 0
+        while at < len(self.types):
+            self.pos.append(at)
+            _name, info, _size = _TYPE.unpack_from(self.types, at)
+            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+            fixed, per = _EXTRA.get(kind, (-1, 0))
+            if fixed < 0:
+                raise LoadError(f"BTF type #{len(self.pos) - 1} has unknown kind {kind}")
+            at += _TYPE.size + fixed + per * vlen
+
+    # ------------------------------------------------------------------------ accessors
+
+    def count(self) -> int:
+        return len(self.pos)
+
+    def header(self, type_id: int) -> _Head:
+        name_off, info, size = _TYPE.unpack_from(self.types, self.pos[type_id])
+        return _Head(name_off, (info >> 24) & 0x1F, info & 0xFFFF, size, bool(info >> 31))
+
+    def set_header(self, type_id: int, name_off: int, info: int, size: int) -> None:
+        _TYPE.pack_into(self.types, self.pos[type_id], name_off, info, size)
+
+    def u32(self, type_id: int, extra_offset: int) -> int:
+        return int(_U32.unpack_from(self.types, self.pos[type_id] + _TYPE.size + extra_offset)[0])
+
+    def set_u32(self, type_id: int, extra_offset: int, value: int) -> None:
+        _U32.pack_into(self.types, self.pos[type_id] + _TYPE.size + extra_offset, value)
+
+    def string(self, offset: int) -> str:
+        end = self.strings.index(0, offset)
+        return self.strings[offset:end].decode()
+
+    def rename_chars(self, offset: int, mapping: dict[int, int]) -> None:
+        """Replace characters of the NUL-terminated string at ``offset`` in place."""
+        while self.strings[offset]:
+            self.strings[offset] = mapping.get(self.strings[offset], self.strings[offset])
+            offset += 1
+
+    def vsis(self, type_id: int) -> list[tuple[int, int, int]]:
+        base = self.pos[type_id] + _TYPE.size
+        vlen = self.header(type_id).vlen
+        return [_VSI.unpack_from(self.types, base + i * _VSI.size) for i in range(vlen)]
+
+    def pairs(self, type_id: int, record: int) -> list[tuple[int, int]]:
+        """The first two u32 of each ``record``-byte vlen entry (params, enumerators)."""
+        base = self.pos[type_id] + _TYPE.size
+        return [
+            (int(_U32.unpack_from(self.types, base + i * record)[0]),
+             int(_U32.unpack_from(self.types, base + i * record + 4)[0]))
+            for i in range(self.header(type_id).vlen)
+        ]  # fmt: skip
+
+    def set_vsis(self, type_id: int, vsis: list[tuple[int, int, int]]) -> None:
+        base = self.pos[type_id] + _TYPE.size
+        for i, vsi in enumerate(vsis):
+            _VSI.pack_into(self.types, base + i * _VSI.size, *vsi)
+
+    def find_int32(self) -> int:
+        for type_id in range(1, self.count()):
+            head = self.header(type_id)
+            if head.kind == INT and head.size == 4:
+                return type_id
+        raise LoadError("BTF has no 32-bit integer type to describe .ksyms externs")
+
+    def encode(self) -> bytes:
+        header = _HEADER.pack(
+            0xEB9F, 1, self.flags, _HEADER.size, 0, len(self.types), len(self.types),
+            len(self.strings),
+        )  # fmt: skip
+        return header + bytes(self.types) + bytes(self.strings)
+
+    def add_var(self, name: str, type_id: int) -> int:
+        """Append a global allocated VAR; returns its type id."""
+        self.pos.append(len(self.types))
+        self.types += _TYPE.pack(self.add_string(name), _info(VAR, 0), type_id)
+        self.types += _U32.pack(VAR_GLOBAL_ALLOCATED)
+        return len(self.pos) - 1
+
+    def add_string(self, text: str) -> int:
+        """Append ``text`` to the string section (existing offsets stay valid)."""
+        offset = len(self.strings)
+        self.strings += text.encode() + b"\0"
+        return offset
+
+    def string_index(self) -> dict[str, int]:
+        index: dict[str, int] = {}
+        start = 0
+        raw = bytes(self.strings)
+        while start < len(raw):
+            end = raw.index(0, start)
+            index.setdefault(raw[start:end].decode(errors="replace"), start)
+            start = end + 1
+        return index
+
+
+def kernel_btf(obj: ObjectSpec, features: BtfFeatures | None = None) -> KernelBtf | None:
+    """The object's BTF, fixed up and sanitized for a kernel with ``features``.
+
+    ``None`` when the object has no ``.BTF``.  The original BTF is left untouched.
+    """
+    section = obj.elf.section(".BTF")
+    if section is None:
+        return None
+    raw = _RawBtf(section.data)
+    _fixup_datasecs(raw, obj)
+    _sanitize(raw, features or BtfFeatures())
+    return KernelBtf(raw.encode(), raw.string_index())
+
+
+# ---------------------------------------------------------------------------- DATASECs
+
+
+def _fixup_datasecs(raw: _RawBtf, obj: ObjectSpec) -> None:
+    # Offsets the object model trusts (ELF symbols): variables, and map definitions in .maps.
+    var_offsets = {v.btf_var_id: v.offset for v in obj.variables if v.btf_var_id}
+    var_offsets.update(
+        (m.btf_var_type_id, m.def_offset)
+        for m in obj.maps
+        if not m.is_internal and m.btf_var_type_id
+    )
+    kconfig = {e.name: e for e in obj.externs if e.kind is ExternKind.KCONFIG}
+    kconfig_size = next((m.value_size for m in obj.maps if m.section_name == KCONFIG_SECTION), 0)
+    for type_id in range(1, raw.count()):
+        name_off, kind, vlen, size, kind_flag = raw.header(type_id)
+        if kind != DATASEC:
+            continue
+        name = raw.string(name_off)
+        vsis = raw.vsis(type_id)
+        if name == KCONFIG_SECTION:
+            vsis = _fixup_kconfig(raw, vsis, kconfig)
+            size = kconfig_size
+        elif name == KSYMS_SECTION:
+            vsis, size = _fixup_ksyms(raw, vsis)
+        else:
+            if size == 0:
+                elf_section = obj.elf.section(name)
+                size = elf_section.size if elf_section is not None else 0
+            vsis = [
+                (var_id, _var_offset(raw, obj, name, var_id, offset, var_offsets), var_size)
+                for var_id, offset, var_size in vsis
+            ]
+        vsis.sort(key=lambda vsi: vsi[1])
+        raw.set_vsis(type_id, vsis)
+        raw.set_header(type_id, name_off, _info(DATASEC, vlen, kind_flag), size)
+
+
+def _var_offset(
+    raw: _RawBtf, obj: ObjectSpec, section: str, var_id: int, offset: int, known: dict[int, int]
+) -> int:
+    """Where a DATASEC VAR really lives: the object model's answer, else its ELF symbol.
+
+    The ELF symbol wins over the DATASEC entry because a linker may leave the DATASEC stale
+    (bpftool 7.1 after a strong definition overrides a ``__weak`` one).
+    """
+    if var_id in known:
+        return known[var_id]
+    head = raw.header(var_id)
+    if head.kind != VAR or raw.u32(var_id, 0) == VAR_STATIC:
+        return offset
+    sym = obj.elf.symbol_named(raw.string(head.name_off))
+    elf_section = obj.elf.section(section)
+    if sym is not None and elf_section is not None and sym.shndx == elf_section.index:
+        return sym.value
+    return offset
+
+
+def _fixup_kconfig(
+    raw: _RawBtf, vsis: list[tuple[int, int, int]], kconfig: dict[str, ExternSpec]
+) -> list[tuple[int, int, int]]:
+    out = []
+    for var_id, offset, size in vsis:
+        head = raw.header(var_id)
+        ext = kconfig.get(raw.string(head.name_off))
+        if head.kind == VAR and ext is not None:
+            raw.set_u32(var_id, 0, VAR_GLOBAL_ALLOCATED)
+            offset, size = ext.offset, ext.size
+        out.append((var_id, offset, size))
+    return out
+
+
+def _fixup_ksyms(
+    raw: _RawBtf, vsis: list[tuple[int, int, int]]
+) -> tuple[list[tuple[int, int, int]], int]:
+    """Pretend every ksym is a 4-byte allocated variable, as libbpf does.
+
+    Only the DATASEC's shape matters to the kernel; the values are never read through it.
+    """
+    int32 = raw.find_int32()
+    dummy = 0
+    out = []
+    for i, (var_id, _offset, _size) in enumerate(vsis):
+        head = raw.header(var_id)
+        entry = var_id
+        if head.kind == VAR:
+            raw.set_header(var_id, head.name_off, _info(VAR, 0), int32)
+            raw.set_u32(var_id, 0, VAR_GLOBAL_ALLOCATED)
+        elif head.kind == FUNC:
+            # A kfunc declaration: the kernel wants a global FUNC with named parameters,
+            # and only VARs in a DATASEC; a dummy VAR takes the FUNC's place there.
+            if dummy == 0:
+                dummy = raw.add_var("dummy_ksym", int32)
+            raw.set_header(var_id, head.name_off, _info(FUNC, FUNC_GLOBAL), head.size)
+            _name_params(raw, head.size, raw.header(dummy).name_off)
+            entry = dummy
+        out.append((entry, i * 4, 4))
+    return out, 4 * len(vsis)
+
+
+def _name_params(raw: _RawBtf, proto_id: int, name_off: int) -> None:
+    if raw.header(proto_id).kind != FUNC_PROTO:
+        return
+    for i, (param_name, param_type) in enumerate(raw.pairs(proto_id, 8)):
+        if param_name == 0 and param_type != 0:
+            raw.set_u32(proto_id, i * 8, name_off)
+
+
+# ---------------------------------------------------------------------------- kinds
+
+
+def _sanitize(raw: _RawBtf, f: BtfFeatures) -> None:
+    """libbpf's ``bpf_object__sanitize_btf``: same-size stand-ins for unsupported kinds."""
+    dot_to_underscore = {ord("."): ord("_"), ord("?"): ord("_")}
+    anon_param = 0
+    for type_id in range(1, raw.count()):
+        name_off, kind, vlen, size, _ = raw.header(type_id)
+        if (not f.datasec and kind == VAR) or (not f.decl_tag and kind == DECL_TAG):
+            # 1-byte INT: never bigger than what it stands for, which the kernel checks.
+            raw.set_header(type_id, name_off, _info(INT, 0), 1)
+            raw.set_u32(type_id, 0, 8)
+        elif not f.datasec and kind == DATASEC:
+            raw.rename_chars(name_off, dot_to_underscore)
+            members = []
+            for var_id, offset, _size in raw.vsis(type_id):
+                var_name_off = raw.header(var_id)[0]
+                members.append((var_name_off, var_id, offset * 8))
+            raw.set_vsis(type_id, members)
+            raw.set_header(type_id, name_off, _info(STRUCT, vlen), size)
+        elif not f.qmark_datasec and kind == DATASEC and raw.string(name_off).startswith("?"):
+            raw.rename_chars(name_off, {ord("?"): ord("_")})
+        elif not f.func and kind == FUNC_PROTO:
+            # Parameters become enumerators named after them; unnamed ones (function
+            # pointer types) need a name, or a kernel that checks enumerator names refuses.
+            params = raw.pairs(type_id, 8)
+            for i, (param_name, _type) in enumerate(params):
+                if param_name == 0:
+                    if anon_param == 0:
+                        anon_param = raw.add_string("__pybpf_anon_param")
+                    raw.set_u32(type_id, i * 8, anon_param)
+            raw.set_header(type_id, name_off, _info(ENUM, vlen), 4)
+        elif not f.func and kind == FUNC:
+            raw.set_header(type_id, name_off, _info(TYPEDEF, 0), size)
+        elif not f.func_global and kind == FUNC:
+            raw.set_header(type_id, name_off, _info(FUNC, FUNC_STATIC), size)
+        elif not f.float and kind == FLOAT:
+            raw.set_header(type_id, 0, _info(STRUCT, 0), size)
+        elif not f.type_tag and kind == TYPE_TAG:
+            raw.set_header(type_id, 0, _info(CONST, 0), size)
+        elif not f.enum64 and kind == ENUM:
+            raw.set_header(type_id, name_off, _info(ENUM, vlen), size)
+        elif not f.enum64 and kind == ENUM64:
+            raise LoadError(
+                f"BTF type #{type_id}: this kernel lacks ENUM64 and pybpf does not rewrite it"
+            )
