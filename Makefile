@@ -17,7 +17,7 @@ deps:
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,demo]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -31,7 +31,7 @@ test: deps venv lint
 	$(VENV)/bin/pytest -q
 
 demo: deps venv
-	$(VENV)/bin/pybpf object show src/pybpf/data/example.bpf.o
+	$(VENV)/bin/pybpf demo --seconds 10
 
 bench: deps venv
 	$(PY) -m benchmarks

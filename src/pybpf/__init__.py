@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pybpf.btf import Btf
     from pybpf.obj import ObjectSpec
     from pybpf.object import BpfObject, Map, Program
+    from pybpf.registry import find_library, libraries
     from pybpf.skel.runtime import Skeleton, SkeletonError, Subskeleton
 
 __version__ = "0.1.0"
@@ -41,6 +42,8 @@ _LAZY = {
     "Skeleton": "pybpf.skel.runtime",
     "Subskeleton": "pybpf.skel.runtime",
     "SkeletonError": "pybpf.skel.runtime",
+    "find_library": "pybpf.registry",
+    "libraries": "pybpf.registry",
 }
 
 
@@ -72,4 +75,6 @@ __all__ = [
     "SkeletonError",
     "Subskeleton",
     "__version__",
+    "find_library",
+    "libraries",
 ]

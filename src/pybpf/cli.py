@@ -20,7 +20,7 @@ Usage: pybpf OBJECT COMMAND [ARGS]
   pybpf object show FILE [--json]
   pybpf gen skeleton FILE [name NAME] [--lang {c|python}]
   pybpf gen subskeleton FILE [name NAME] [--lang {c|python}]
-  pybpf gen object OUTPUT INPUT [INPUT...]
+  pybpf gen object OUTPUT INPUT [INPUT...] [--lib NAME[SPEC]]...
   pybpf gen min_core_btf INPUT OUTPUT OBJECT [OBJECT...]
   pybpf demo [--seconds N]
   pybpf version

@@ -79,7 +79,10 @@ def link_files(output: str, inputs: list[str], libraries: list[str]) -> None:
     half-written object behind (and linking in place, ``out.o`` among the inputs, is safe).
     """
     if libraries:
-        raise LinkError("linking against libraries (--lib) is not supported yet")
+        # Installed BPF libraries (pip packages registering pybpf.libraries) add their objects.
+        from pybpf.registry import library_objects
+
+        inputs = [*inputs, *(str(p) for p in library_objects(libraries))]
     data = link_objects(inputs)
     tmp = f"{output}.tmp{os.getpid()}"
     try:

@@ -1,0 +1,5 @@
+"""hatchling custom build hook: pybpf compiles, links and generates (see [tool.pybpf])."""
+
+from pybpf.build.hatch import PybpfBuildHook
+
+__all__ = ["PybpfBuildHook"]

@@ -1,0 +1,300 @@
+"""Installed BPF libraries: Python distributions that ship BPF objects to link against.
+
+A *BPF library package* (built with :mod:`pybpf.build`) installs its linked library object,
+its headers and its Python companion, and announces itself in the ``pybpf.libraries``
+entry-point group::
+
+    [project.entry-points."pybpf.libraries"]
+    flowlib = "flowlib"        # library name = the Python package that holds its manifest
+
+The package holds a ``pybpf-library.json`` manifest written at build time: for each library
+it provides, the object and header paths relative to the package and the libraries it needs
+itself.  Discovery goes through the
+entry-point metadata and :mod:`importlib.resources` only, so it works for wheels, zip imports
+and editable installs alike, and never needs a compiler: this is how ``pybpf gen object OUT
+app.bpf.o --lib flowlib`` finds ``flowlib``'s object, and how an application package's build
+links a library that was installed from PyPI.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from importlib import metadata, resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+from pybpf.errors import BpfError
+
+ENTRY_POINT_GROUP = "pybpf.libraries"
+MANIFEST_NAME = "pybpf-library.json"
+MANIFEST_FORMAT = 1
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "MANIFEST_FORMAT",
+    "MANIFEST_NAME",
+    "LibraryError",
+    "LibraryInfo",
+    "LibraryNotFoundError",
+    "LibraryVersionError",
+    "Requirement",
+    "find_library",
+    "libraries",
+    "library_objects",
+    "resolve_libraries",
+]
+
+
+class LibraryError(BpfError):
+    """An installed BPF library cannot be used (bad manifest, missing object)."""
+
+
+class LibraryNotFoundError(LibraryError):
+    """No installed distribution provides the BPF library asked for."""
+
+
+class LibraryVersionError(LibraryError):
+    """The installed BPF library's version does not satisfy the requirement."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Requirements: a stdlib-only subset of PEP 440 specifiers (pybpf has no run-time dependencies).
+
+_REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*?)\s*$")
+_SPEC = re.compile(r"^(~=|==|!=|<=|>=|<|>)\s*([0-9][0-9A-Za-z.*+!-]*)$")
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The numeric release part of a version (``1.2.0rc1`` -> ``(1, 2, 0)``), zeros trimmed."""
+    parts: list[int] = []
+    for piece in version.split("+", 1)[0].split("."):
+        digits = re.match(r"\d+", piece)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+        if digits.end() != len(piece):
+            break
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """``flowlib``, ``flowlib>=1.0``, ``flowlib>=1.0,<2``: a library name and what it accepts."""
+
+    name: str
+    specifiers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Requirement:
+        match = _REQ.match(text)
+        if match is None:
+            raise LibraryError(f"'{text}' is not a library requirement (expected NAME[>=VERSION])")
+        name, rest = match.groups()
+        specs: list[tuple[str, str]] = []
+        for chunk in filter(None, (c.strip() for c in rest.split(","))):
+            spec = _SPEC.match(chunk)
+            if spec is None:
+                raise LibraryError(
+                    f"'{text}': cannot read version specifier '{chunk}' "
+                    "(use ==, !=, <, <=, >, >= or ~=)"
+                )
+            specs.append((spec.group(1), spec.group(2)))
+        return cls(_normalize(name), tuple(specs))
+
+    def accepts(self, version: str) -> bool:
+        return all(_compare(version, op, want) for op, want in self.specifiers)
+
+    def __str__(self) -> str:
+        return self.name + ",".join(op + v for op, v in self.specifiers)
+
+
+def _compare(version: str, op: str, want: str) -> bool:
+    have = _release(version)
+    if op in ("==", "!=") and want.endswith(".*"):
+        prefix = _release(want[:-2])
+        equal = _release(".".join(map(str, have[: len(prefix)]))) == prefix
+        return equal if op == "==" else not equal
+    target = _release(want)
+    if op == "~=":
+        upper = list(target[:-1]) if len(target) > 1 else list(target)
+        upper[-1] += 1
+        return have >= target and have < tuple(upper)
+    return {
+        "==": have == target,
+        "!=": have != target,
+        "<": have < target,
+        "<=": have <= target,
+        ">": have > target,
+        ">=": have >= target,
+    }[op]
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery.
+
+
+@dataclass(frozen=True)
+class LibraryInfo:
+    """One installed BPF library: what linking against it needs."""
+
+    name: str
+    version: str
+    objects: tuple[Path, ...]
+    """The library's object files, in link order."""
+    requires: tuple[Requirement, ...] = ()
+    """Other BPF libraries this one must be linked with."""
+    headers: tuple[Path, ...] = ()
+    """C headers for applications that call into the library."""
+    package: str = ""
+    distribution: str = ""
+    _keep: ExitStack = field(default_factory=ExitStack, repr=False, compare=False)
+
+    @property
+    def include_dirs(self) -> tuple[Path, ...]:
+        """Directories to pass to clang as ``-I`` so that ``#include "flowlib.h"`` works."""
+        return tuple(dict.fromkeys(h.parent for h in self.headers))
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
+def _package_files(package: str) -> Traversable:
+    """The package's files, without running its ``__init__`` where that can be avoided.
+
+    Linking against a library must not execute the library's Python (its companion may
+    import things a build environment lacks), so a package on the file system is read as a
+    directory; only zip imports and the like go through :func:`importlib.resources.files`.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        raise ModuleNotFoundError(f"no module named '{package}'")
+    locations = list(spec.submodule_search_locations or [])
+    if len(locations) == 1 and Path(locations[0]).is_dir():
+        return Path(locations[0])
+    return resources.files(package)
+
+
+def _load(ep: metadata.EntryPoint) -> LibraryInfo:
+    package = ep.module
+    dist = ep.dist
+    version = dist.version if dist is not None else "0"
+    dist_name = dist.metadata["Name"] if dist is not None else ""
+    try:
+        root = _package_files(package)
+    except ModuleNotFoundError as exc:
+        raise LibraryError(
+            f"BPF library '{ep.name}' ({dist_name or '?'} {version}): its package "
+            f"'{package}' cannot be found: {exc}"
+        ) from None
+    manifest_ref = root / MANIFEST_NAME
+    try:
+        manifest: dict[str, Any] = json.loads(manifest_ref.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LibraryError(
+            f"BPF library '{ep.name}' ({dist_name} {version}): cannot read "
+            f"{package}/{MANIFEST_NAME}: {exc}"
+        ) from None
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise LibraryError(
+            f"BPF library '{ep.name}' ({dist_name} {version}): manifest format "
+            f"{manifest.get('format')!r} is not {MANIFEST_FORMAT}; rebuild it with this pybpf"
+        )
+    entry = manifest.get("libraries", {}).get(ep.name)
+    if not isinstance(entry, dict):
+        raise LibraryError(
+            f"BPF library '{ep.name}' ({dist_name} {version}): {package}/{MANIFEST_NAME} "
+            f"does not describe it (it lists: {', '.join(manifest.get('libraries', {}))})"
+        )
+    keep = ExitStack()
+
+    def path_of(rel: str) -> Path:
+        # Zip imports have no real files: as_file() extracts them for as long as `keep` lives.
+        return keep.enter_context(resources.as_file(root.joinpath(*rel.split("/"))))
+
+    objects = tuple(path_of(rel) for rel in entry.get("objects", []))
+    for obj in objects:
+        if not obj.is_file():
+            raise LibraryError(
+                f"BPF library '{ep.name}' ({dist_name} {version}): object {obj} is missing"
+            )
+    return LibraryInfo(
+        name=ep.name,
+        version=version,
+        objects=objects,
+        requires=tuple(Requirement.parse(r) for r in entry.get("requires", [])),
+        headers=tuple(path_of(rel) for rel in entry.get("headers", [])),
+        package=package,
+        distribution=dist_name,
+        _keep=keep,
+    )
+
+
+def libraries() -> list[LibraryInfo]:
+    """Every installed BPF library, by name."""
+    return [_load(ep) for ep in _entry_points()]
+
+
+def find_library(name: str) -> LibraryInfo:
+    """The installed library ``name`` (``flowlib`` or ``flowlib>=1.0,<2``).
+
+    Raises :class:`LibraryNotFoundError` (naming the libraries that are installed) or
+    :class:`LibraryVersionError`.
+    """
+    req = Requirement.parse(name)
+    found = [ep for ep in _entry_points() if _normalize(ep.name) == req.name]
+    if not found:
+        installed = ", ".join(ep.name for ep in _entry_points()) or "none"
+        raise LibraryNotFoundError(
+            f"BPF library '{req.name}' is not installed (installed BPF libraries: {installed}); "
+            f"install the Python package that provides it, e.g. pip install {req.name}"
+        )
+    info = _load(found[0])
+    if not req.accepts(info.version):
+        raise LibraryVersionError(
+            f"BPF library '{req.name}' {info.version} (from {info.distribution}) does not "
+            f"satisfy '{req}'"
+        )
+    return info
+
+
+def resolve_libraries(names: list[str]) -> list[LibraryInfo]:
+    """``names`` and everything they require, each once, a library before what it needs.
+
+    That is the order the static linker wants: an application's objects, then its libraries,
+    then theirs (the linker resolves in any order, but it keeps output stable).
+    """
+    order: list[LibraryInfo] = []
+    seen: dict[str, LibraryInfo] = {}
+    pending = list(names)
+    while pending:
+        text = pending.pop(0)
+        req = Requirement.parse(text)
+        if req.name in seen:
+            have = seen[req.name]
+            if not req.accepts(have.version):
+                raise LibraryVersionError(
+                    f"BPF library '{req.name}' {have.version} does not satisfy '{req}'"
+                )
+            continue
+        info = find_library(text)
+        seen[req.name] = info
+        order.append(info)
+        pending.extend(str(r) for r in info.requires)
+    return order
+
+
+def library_objects(names: list[str]) -> list[Path]:
+    """The object files that ``--lib NAME`` adds to a link, in link order (for ``link_files``)."""
+    return [path for info in resolve_libraries(names) for path in info.objects]
