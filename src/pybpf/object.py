@@ -266,9 +266,24 @@ class Program:
         flags: int = 0,
         cpu: int = 0,
     ) -> TestRunResult:
-        """Run the program in the kernel on ``data_in``/``ctx_in`` (BPF_PROG_TEST_RUN)."""
+        """Run the program in the kernel on ``data_in``/``ctx_in`` (BPF_PROG_TEST_RUN).
+
+        Raw tracepoint programs run once on ``ctx_in`` (their arguments) with no output
+        buffers and no repeat count, which is all the kernel accepts for them.
+        """
         from pybpf.kernel.progs import prog_test_run
 
+        if self.prog_type in (ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE):
+            return prog_test_run(
+                self._loaded_fd(),
+                data_in,
+                ctx_in=ctx_in,
+                data_size_out=0,
+                ctx_size_out=0,
+                repeat=0,
+                flags=flags,
+                cpu=cpu,
+            )
         return prog_test_run(
             self._loaded_fd(), data_in, ctx_in=ctx_in, repeat=repeat, flags=flags, cpu=cpu
         )
@@ -385,9 +400,13 @@ class BpfObject:
         if self.loaded:
             raise BpfError(f"object '{self.name}': cannot {what} after load")
 
-    def load(self, *, log_level: int = 0) -> BpfObject:
+    def load(
+        self, *, log_level: int = 0, btf_custom_path: str | Path | None = None
+    ) -> BpfObject:
         """Create the maps and load the programs (``bpf_object__load``), in place.
 
+        CO-RE relocations are resolved against the running kernel's BTF, or against
+        ``btf_custom_path`` (a BTF file, e.g. from ``pybpf gen min_core_btf``) when given.
         On failure nothing is left behind (no descriptor, no map) and the object stays
         opened.  A verifier rejection raises :class:`~pybpf.LoadError` with the program name
         and the verifier log.
@@ -396,7 +415,7 @@ class BpfObject:
 
         if self._closed:
             raise BpfError(f"object '{self.name}' is closed")
-        self._kernel = load(self, log_level=log_level)
+        self._kernel = load(self, log_level=log_level, btf_custom_path=btf_custom_path)
         return self
 
     def attach(self) -> list[Link]:

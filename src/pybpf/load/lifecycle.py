@@ -12,6 +12,7 @@ pages), so the same accessors, and views taken before load, read what programs w
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pybpf.errors import BpfError
@@ -44,13 +45,21 @@ def effective_spec(obj: BpfObject) -> ObjectSpec:
     return dataclasses.replace(obj.spec, maps=maps, programs=programs)
 
 
-def load(obj: BpfObject, *, log_level: int = 0) -> KernelObject:
+def load(
+    obj: BpfObject, *, log_level: int = 0, btf_custom_path: str | Path | None = None
+) -> KernelObject:
     """Load ``obj`` into the kernel and bind the kernel state to its maps and programs."""
     if obj.loaded:
         raise BpfError(f"object '{obj.name}' is already loaded")
     spec = effective_spec(obj)
     images = {m.name: bytes(m.image) for m in obj.maps if m.is_internal}
-    state = load_object(spec, images=images, log_level=log_level, map_memory=False)
+    state = load_object(
+        spec,
+        images=images,
+        log_level=log_level,
+        map_memory=False,
+        btf_custom_path=btf_custom_path,
+    )
     try:
         for m, map_spec in zip(obj.maps, spec.maps, strict=True):
             fd = state.maps[m.name]

@@ -206,6 +206,30 @@ def _fill_slots(obj: ObjectSpec, state: KernelObject, kind: str) -> None:
                 raise LoadError(f"map '{spec.name}': slot {index} <- '{name}': {exc}") from exc
 
 
+def _relocate_core(
+    obj: ObjectSpec, autoload: Mapping[str, bool] | None, btf_custom_path: str | Path | None
+) -> ObjectSpec:
+    """Apply CO-RE relocations in user space, against the running kernel's BTF (vmlinux and
+    modules) or ``btf_custom_path`` (libbpf's option of that name, for kernels without BTF).
+
+    Done here rather than left to the kernel: the kernel's own CO-RE (5.17+) matches
+    candidates more strictly than libbpf (no 32-bit local enum for a 64-bit kernel enum), and
+    kernels older than that have none.  Programs that will not load are skipped, as in libbpf.
+    """
+    if not any(p.core_relos for p in (*obj.programs, *obj.subprograms)):
+        return obj
+    from pybpf.core import TargetBtf, relocate_object
+
+    overrides = autoload or {}
+    skip = {p.name for p in obj.programs if not overrides.get(p.name, p.autoload)}
+    target = (
+        TargetBtf.from_path(btf_custom_path)
+        if btf_custom_path is not None
+        else TargetBtf.running_kernel()
+    )
+    return relocate_object(obj, target, skip=skip)
+
+
 def load_object(
     obj: ObjectSpec,
     *,
@@ -215,6 +239,7 @@ def load_object(
     features: BtfFeatures | None = None,
     pin_root: Path = BPFFS,
     map_memory: bool = True,
+    btf_custom_path: str | Path | None = None,
 ) -> KernelObject:
     """Create ``obj``'s maps and load its programs; all or nothing.
 
@@ -226,6 +251,7 @@ def load_object(
     the memory themselves, such as :class:`~pybpf.object.BpfObject`, turn it off).
     """
     check_externs(obj)
+    obj = _relocate_core(obj, autoload, btf_custom_path)
     ksyms = resolve_ksyms(obj)  # before any kernel object exists: misses fail cheaply
     state = KernelObject()
     try:

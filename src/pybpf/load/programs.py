@@ -7,25 +7,15 @@ the target in vmlinux, which the kernel needs at load time rather than at attach
 
 from __future__ import annotations
 
-import ctypes
 import functools
 
 from pybpf.btf import Btf
 from pybpf.btf.types import BtfKind
 from pybpf.errors import BtfError, LoadError
-from pybpf.kernel.attrs import ProgLoadAttr
-from pybpf.kernel.buffers import obj_name
-from pybpf.kernel.constants import BpfCmd
 from pybpf.kernel.fd import Fd
-from pybpf.kernel.progs import INSN_SIZE, prog_load
+from pybpf.kernel.progs import prog_load
 from pybpf.kernel.system import kernel_version
-from pybpf.kernel.verifier import DEFAULT_LOG_SIZE, LogFields, load_with_log, prog_load_error
-from pybpf.load.relocate import (
-    CORE_RELO_REC_SIZE,
-    FUNC_INFO_REC_SIZE,
-    LINE_INFO_REC_SIZE,
-    RelocatedProgram,
-)
+from pybpf.load.relocate import FUNC_INFO_REC_SIZE, LINE_INFO_REC_SIZE, RelocatedProgram
 from pybpf.obj.section_defs import SecFlags
 from pybpf.obj.spec import ProgramSpec
 from pybpf.uapi import AttachType, ProgType
@@ -91,8 +81,6 @@ def load_program(
         if sec_def.flags & SecFlags.SEC_ATTACH_BTF:
             target_id = attach_btf_id(prog)
     with_btf = btf_fd is not None
-    if code.core_relos and btf_fd is not None:
-        return _load_with_core_relos(prog, code, license, btf_fd, flags, target_id, log_level)
     loaded = prog_load(
         prog.prog_type,
         code.insns,
@@ -111,67 +99,3 @@ def load_program(
     )
     return loaded.fd, loaded.log
 
-
-def _set_log(attr: ctypes.Structure, buf: int, size: int, level: int) -> None:
-    assert isinstance(attr, ProgLoadAttr)
-    attr.log_buf, attr.log_size, attr.log_level = buf, size, level
-
-
-def _true_size(attr: ctypes.Structure) -> int:
-    assert isinstance(attr, ProgLoadAttr)
-    return int(attr.log_true_size)
-
-
-def _load_with_core_relos(
-    prog: ProgramSpec,
-    code: RelocatedProgram,
-    license: str,
-    btf_fd: Fd,
-    flags: int,
-    target_id: int,
-    log_level: int,
-) -> tuple[Fd, str]:
-    """``BPF_PROG_LOAD`` with ``core_relos``: the kernel applies CO-RE itself (5.17+).
-
-    The kernel layer's :func:`~pybpf.kernel.progs.prog_load` has no ``core_relos``
-    parameter yet, so this builds the attr with the same pieces it uses (same door, same
-    log policy).  Every buffer is referenced from ``keep`` until the call returns.
-    """
-    keep: list[object] = []
-
-    def addr(data: bytes) -> int:
-        buf = ctypes.create_string_buffer(data, len(data))
-        keep.append(buf)
-        return ctypes.addressof(buf)
-
-    attr = ProgLoadAttr(
-        prog_type=prog.prog_type,
-        insn_cnt=len(code.insns) // INSN_SIZE,
-        insns=addr(code.insns),
-        license=addr(license.encode() + b"\0"),
-        kern_version=kernel_version(),
-        prog_flags=flags,
-        prog_name=obj_name(prog.name),
-        expected_attach_type=prog.expected_attach_type_value,
-        prog_btf_fd=btf_fd.fileno(),
-        attach_btf_id=target_id,
-        core_relos=addr(code.core_relos),
-        core_relo_cnt=len(code.core_relos) // CORE_RELO_REC_SIZE,
-        core_relo_rec_size=CORE_RELO_REC_SIZE,
-    )
-    for field, data, size in (
-        ("func_info", code.func_info, FUNC_INFO_REC_SIZE),
-        ("line_info", code.line_info, LINE_INFO_REC_SIZE),
-    ):
-        if data:
-            setattr(attr, field, addr(data))
-            setattr(attr, f"{field}_cnt", len(data) // size)
-            setattr(attr, f"{field}_rec_size", size)
-    ret, err, log = load_with_log(
-        BpfCmd.BPF_PROG_LOAD, attr, LogFields(_set_log, _true_size),
-        log_level=log_level, log_size=DEFAULT_LOG_SIZE,
-    )  # fmt: skip
-    keep.clear()  # the kernel has copied everything by now
-    if ret < 0:
-        raise prog_load_error(err, prog.name, log)
-    return Fd.adopt(ret, f"prog {prog.name!r}"), log

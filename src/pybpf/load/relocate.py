@@ -25,10 +25,8 @@ INSN_SIZE = 8
 _INSN = struct.Struct("<BBhi")
 _FUNC_INFO = struct.Struct("<II")
 _LINE_INFO = struct.Struct("<IIII")
-_CORE_RELO = struct.Struct("<IIII")
 FUNC_INFO_REC_SIZE = _FUNC_INFO.size
 LINE_INFO_REC_SIZE = _LINE_INFO.size
-CORE_RELO_REC_SIZE = _CORE_RELO.size
 
 BPF_LD_IMM64 = 0x18
 BPF_CALL = 0x85
@@ -56,8 +54,6 @@ class RelocatedProgram:
     func_info: bytes
     line_info: bytes
     functions: tuple[str, ...]
-    core_relos: bytes = b""
-    """Raw ``bpf_core_relo`` records (offsets in bytes) for the kernel to apply at load."""
 
     @property
     def insn_count(self) -> int:
@@ -247,19 +243,6 @@ class _Layout:
         return bytes(out)
 
 
-    def core_relos(self, string_offset: Callable[[str], int]) -> bytes:
-        out = bytearray()
-        for func, start in self.order:
-            for rec in func.core_relos:
-                out += _CORE_RELO.pack(
-                    (start + rec.insn_idx) * INSN_SIZE,
-                    rec.type_id,
-                    string_offset(rec.access_str),
-                    int(rec.kind),
-                )
-        return bytes(out)
-
-
 def _function_index(obj: ObjectSpec) -> dict[tuple[int, int], ProgramSpec]:
     """Every function of the object by (section index, byte offset)."""
     index: dict[tuple[int, int], ProgramSpec] = {}
@@ -276,19 +259,20 @@ def relocate_program(obj: ObjectSpec, prog: ProgramSpec, resolved: Resolved) -> 
     """
     layout = _Layout(obj, prog, resolved)
     layout.place(prog)
-    func_info = line_info = core_relos = b""
+    pending = [func.name for func, _ in layout.order if func.core_relos]
+    if pending:
+        # field offsets would silently be those of the compiler's headers
+        raise layout.error(f"CO-RE relocations of {', '.join(pending)} were not applied "
+                           "(pybpf.core.relocate_object runs before this)")
+    func_info = line_info = b""
     if resolved.string_offset is not None:
         func_info = layout.func_info()
         line_info = layout.line_info(resolved.string_offset)
-        core_relos = layout.core_relos(resolved.string_offset)
         if len(func_info) != FUNC_INFO_REC_SIZE * len(layout.order):
             func_info = line_info = b""  # partial info is refused by the kernel: drop it
-    elif any(func.core_relos for func, _ in layout.order):
-        raise layout.error("CO-RE relocations need the object's BTF in the kernel")
     return RelocatedProgram(
         insns=bytes(layout.insns),
         func_info=func_info,
         line_info=line_info,
         functions=tuple(func.name for func, _ in layout.order),
-        core_relos=core_relos,
     )
