@@ -198,6 +198,6 @@ def test_min_core_btf_is_a_custom_btf_for_bpf_object_load(tmp_path: Path) -> Non
             answers.append(_run_and_read(obj))
     # Type ids differ between the two targets (TYPE_ID_TARGET); everything else must agree.
     with_vmlinux, with_min = answers
-    differing = [i for i, (a, b) in enumerate(zip(with_vmlinux, with_min)) if a != b]
+    differing = [i for i, (a, b) in enumerate(zip(with_vmlinux, with_min, strict=True)) if a != b]
     assert len(differing) <= 2, differing
     assert with_min[1] == os.getpid()  # task->tgid, read through the minimal BTF's layout
