@@ -26,6 +26,7 @@ from pybpf.errors import (
 
 if TYPE_CHECKING:
     from pybpf.btf import Btf
+    from pybpf.events import EventError, PerfBuffer, RecordBatch, RingBuffer, UserRingBuffer
     from pybpf.obj import ObjectSpec
     from pybpf.object import BpfObject, Map, Program
     from pybpf.registry import find_library, libraries
@@ -42,6 +43,11 @@ _LAZY = {
     "Skeleton": "pybpf.skel.runtime",
     "Subskeleton": "pybpf.skel.runtime",
     "SkeletonError": "pybpf.skel.runtime",
+    "RingBuffer": "pybpf.events",
+    "PerfBuffer": "pybpf.events",
+    "UserRingBuffer": "pybpf.events",
+    "RecordBatch": "pybpf.events",
+    "EventError": "pybpf.events",
     "find_library": "pybpf.registry",
     "libraries": "pybpf.registry",
 }
@@ -63,6 +69,7 @@ __all__ = [
     "BtfError",
     "CodegenError",
     "ElfError",
+    "EventError",
     "FormatError",
     "KernelError",
     "LinkError",
@@ -70,10 +77,14 @@ __all__ = [
     "Map",
     "ObjectError",
     "ObjectSpec",
+    "PerfBuffer",
     "Program",
+    "RecordBatch",
+    "RingBuffer",
     "Skeleton",
     "SkeletonError",
     "Subskeleton",
+    "UserRingBuffer",
     "__version__",
     "find_library",
     "libraries",

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pybpf.elf import ElfFile
 from pybpf.errors import BpfError, ObjectError
@@ -92,6 +92,29 @@ class Map:
     def freeze(self) -> None:
         """Make the map read-only for user space (BPF_MAP_FREEZE)."""
         self.handle.freeze()
+
+    def reader(self, callback: Callable[..., object] | None = None, **options: Any) -> Any:
+        """This map's event reader in one call, chosen by map type.
+
+        A ring buffer gives a :class:`~pybpf.events.RingBuffer`, a perf event array a
+        :class:`~pybpf.events.PerfBuffer` and a user ring buffer a
+        :class:`~pybpf.events.UserRingBuffer` (which takes no callback).  ``options`` go to
+        the reader (``event_type="struct event"``, ``pages=`` ...).
+        """
+        from pybpf import events
+
+        self.handle  # noqa: B018 - a clear error before load
+        if self.type == MapType.RINGBUF:
+            return events.RingBuffer(self, callback, **options)
+        if self.type == MapType.PERF_EVENT_ARRAY:
+            if callback is None:
+                raise BpfError(f"map '{self.name}': a perf buffer needs a callback")
+            return events.PerfBuffer(self, callback, **options)
+        if self.type == MapType.USER_RINGBUF:
+            if callback is not None:
+                raise BpfError(f"map '{self.name}': a user ring buffer is written, not read")
+            return events.UserRingBuffer(self, **options)
+        raise BpfError(f"map '{self.name}' is a {self.type.name} map, not an event stream")
 
     @property
     def section_name(self) -> str:
