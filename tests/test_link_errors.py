@@ -144,8 +144,11 @@ def test_missing_input_and_nothing_to_link(tmp_path: Path) -> None:
         link_objects([])
 
 
-def test_libraries_are_not_supported_yet(tmp_path: Path) -> None:
+def test_an_uninstalled_library_is_a_clear_error(tmp_path: Path) -> None:
+    from pybpf import BpfError
     from pybpf.link import link_files
 
-    with pytest.raises(LinkError, match="not supported"):
+    with pytest.raises(BpfError, match="BPF library 'libfoo' is not installed") as info:
         link_files(str(tmp_path / "out.o"), [], ["libfoo"])
+    assert "pip install libfoo" in str(info.value)
+    assert not (tmp_path / "out.o").exists()

@@ -5,8 +5,7 @@ on pybpf) each open an object, set ``target_pid``, load, auto-attach, call getpi
 times and print: program tags (the kernel's hash of the instructions, map references
 masked, so equal tags mean identical relocated code and subprogram layout), func/line info
 counts, map definitions as the kernel reports them, and every map's contents afterwards.
-For ``load_core`` libbpf applies CO-RE in user space and pybpf lets the kernel do it: equal
-tags show both produce the same instructions.
+For ``load_core`` equal tags show that both applied the same CO-RE relocations.
 """
 
 from __future__ import annotations
