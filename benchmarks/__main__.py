@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["elf", "btf", "kernel_maps", "link", "skel", "core", "events", "load"]
+ALL = ["elf", "btf", "kernel_maps", "link", "skel", "core", "events", "load", "perf_btf"]
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ The main entry points are importable from here; they are loaded on first use so 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from pybpf.errors import (
     BpfError,
@@ -24,7 +23,11 @@ from pybpf.errors import (
     ObjectError,
 )
 
+TYPE_CHECKING = False
+"""``typing`` costs milliseconds to import; mypy honours any constant of this name."""
 if TYPE_CHECKING:
+    from typing import Any
+
     from pybpf.btf import Btf
     from pybpf.events import EventError, PerfBuffer, RecordBatch, RingBuffer, UserRingBuffer
     from pybpf.obj import ObjectSpec

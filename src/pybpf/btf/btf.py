@@ -11,12 +11,11 @@ after the base's last id and its string offsets continue after the base's string
 
 from __future__ import annotations
 
-import struct
+import os
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator
-from pathlib import Path
+from struct import Struct
 
 from pybpf.btf.types import (
     MODIFIER_KINDS,
@@ -51,6 +50,10 @@ from pybpf.btf.types import (
     VarLinkage,
 )
 from pybpf.errors import BtfError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 BTF_MAGIC = 0xEB9F
 BTF_VERSION = 1
@@ -98,6 +101,34 @@ _PER_VLEN_WORDS = [p // 4 for p in _PER_VLEN]
 NATIVE_BIG_ENDIAN = sys.byteorder == "big"
 
 
+class _Formats:
+    """The ``struct`` formats BTF is read with, compiled once per byte order."""
+
+    __slots__ = ("i32", "u32", "u32_i32", "u32x2", "u32x3")
+
+    def __init__(self, endian: str) -> None:
+        self.u32 = Struct(endian + "I")
+        self.i32 = Struct(endian + "i")
+        self.u32x2 = Struct(endian + "II")
+        self.u32x3 = Struct(endian + "III")
+        self.u32_i32 = Struct(endian + "Ii")
+
+
+_FORMATS: dict[str, _Formats] = {}
+
+
+def _formats(endian: str) -> _Formats:
+    found = _FORMATS.get(endian)
+    if found is None:
+        found = _FORMATS[endian] = _Formats(endian)
+    return found
+
+
+_INT_ENCODINGS = tuple(IntEncoding(bits) for bits in range(8))
+_FUNC_LINKAGES = tuple(FuncLinkage)
+_VAR_LINKAGES = tuple(VarLinkage)
+
+
 class Btf:
     """A BTF blob: header, type section and string section, decoded on demand.
 
@@ -107,13 +138,16 @@ class Btf:
     """
 
     __slots__ = (
+        "_begin",
         "_cache",
         "_data",
+        "_end_id",
+        "_fmt",
         "_name_index",
-        "_offsets",
+        "_starts",
         "_str_cache",
         "_strings",
-        "_struct",
+        "_view",
         "base",
         "big_endian",
         "file",
@@ -135,8 +169,10 @@ class Btf:
         self.section = section
         self.base = base
         self._data = bytes(data)
+        self._view = memoryview(self._data)
         self._cache: dict[int, BtfType] = {}
-        self._str_cache: dict[int, str] = {}
+        # Offset 0 is the empty name in every BTF (a split BTF's 0 is its base's empty string).
+        self._str_cache: dict[int, str] = {0: ""}
         self._name_index: dict[str, list[int]] | None = None
         self._parse_header()
 
@@ -155,13 +191,15 @@ class Btf:
         return cls(data, base=base, file=file, section=section)
 
     @classmethod
-    def from_path(cls, path: str | Path, *, base: Btf | None = None) -> Btf:
+    def from_path(cls, path: str | os.PathLike[str], *, base: Btf | None = None) -> Btf:
         """Parse a raw BTF file, such as ``/sys/kernel/btf/vmlinux``."""
+        name = os.fspath(path)
         try:
-            data = Path(path).read_bytes()
+            with open(name, "rb") as file:
+                data = file.read()
         except OSError as exc:
-            raise BtfError(f"cannot read: {exc.strerror}", file=str(path)) from None
-        return cls(data, base=base, file=str(path), section=None)
+            raise BtfError(f"cannot read: {exc.strerror}", file=name) from None
+        return cls(data, base=base, file=name, section=None)
 
     @classmethod
     def vmlinux(cls) -> Btf:
@@ -177,7 +215,7 @@ class Btf:
         data = self._data
         if len(data) < HEADER_SIZE:
             raise self._error(f"truncated header: {len(data)} bytes, need {HEADER_SIZE}", 0)
-        (magic,) = struct.unpack_from("<H", data, 0)
+        magic = int.from_bytes(data[:2], "little")
         if magic == BTF_MAGIC:
             endian = "<"
         elif magic == 0x9FEB:
@@ -185,10 +223,10 @@ class Btf:
         else:
             raise self._error(f"bad magic {magic:#06x}, expected {BTF_MAGIC:#06x}", 0)
         self.big_endian = endian == ">"
-        self._struct = endian
-        version, flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(
-            endian + "BBIIIII", data, 2
-        )
+        self._fmt = _formats(endian)
+        version, flags, hdr_len, type_off, type_len, str_off, str_len = Struct(
+            endian + "BBIIIII"
+        ).unpack_from(data, 2)
         if version != BTF_VERSION:
             raise self._error(f"unsupported version {version}", 2)
         self.flags = flags
@@ -222,61 +260,66 @@ class Btf:
         else:
             self.start_id = self.base.start_id + len(self.base)
             self.start_str_off = self.base.start_str_off + len(self.base._strings)
-        self._offsets = self._index_types(hdr_len + type_off, hdr_len + type_off + type_len)
+        self._begin: int = hdr_len + type_off
+        self._starts = self._index_types(self._begin, self._begin + type_len)
+        self._end_id = self.start_id + len(self._starts)
 
     def _index_types(self, begin: int, end: int) -> array[int]:
-        """Record the file offset of every type, checking that each fits in the section.
+        """Record where every type starts (in 32-bit words from ``begin``), checking sizes.
 
         This is the one pass over all types that opening BTF costs, so the common case (BTF in
-        the host's byte order) walks native 32-bit words; unknown kinds make the walk overshoot
-        via a huge size, and any overshoot falls back to the careful walk for its message.
+        the host's byte order) walks native 32-bit words, and takes each type's size from a
+        table keyed by its ``info`` word (a few thousand distinct values in vmlinux) instead of
+        computing it.  Unknown kinds make the walk overshoot via a huge size, and any overshoot
+        or truncation falls back to the careful walk for its message.
         """
         if self.big_endian != NATIVE_BIG_ENDIAN or begin % 4:
             return self._index_types_checked(begin, end)
-        words = memoryview(self._data)[begin:end].cast("I")
-        nwords = len(words)
+        words = self._view[begin:end].cast("I")
         fixed, per_vlen = _FIXED_WORDS, _PER_VLEN_WORDS
+        words_of: dict[int, int] = {}
         starts: list[int] = []
         append = starts.append
         i = 0
         try:
-            while i < nwords:
-                info = words[i + 1]
-                kind = (info >> 24) & 0x1F
+            while True:
+                info = words[i + 1]  # IndexError past the end: the normal way out
                 append(i)
-                i += 3 + fixed[kind] + (info & 0xFFFF) * per_vlen[kind]
+                try:
+                    i += words_of[info]
+                except KeyError:
+                    kind = (info >> 24) & 0x1F
+                    size = 3 + fixed[kind] + (info & 0xFFFF) * per_vlen[kind]
+                    words_of[info] = size
+                    i += size
         except IndexError:
-            i = nwords + 1
-        if i != nwords:
+            pass
+        if i != len(words):
             return self._index_types_checked(begin, end)
-        offsets = array("I", starts)
-        if begin:
-            # Word indices to byte offsets in the whole blob.
-            offsets = array("I", [begin + 4 * w for w in starts])
-        return offsets
+        return array("I", starts)
 
     def _index_types_checked(self, begin: int, end: int) -> array[int]:
         """The careful walk: any byte order, precise errors."""
-        offsets: array[int] = array("I")
-        append = offsets.append
+        starts: array[int] = array("I")
+        append = starts.append
         data = self._data
-        unpack_info = struct.Struct(self._struct + "I").unpack_from
+        unpack_info = self._fmt.u32.unpack_from
         fixed, per_vlen, known = _FIXED, _PER_VLEN, _KNOWN
         off = begin
         while off < end:
             if off + TYPE_HEADER_SIZE > end:
-                raise self._error(f"type #{self._id_at(len(offsets))} header is truncated", off)
+                raise self._error(f"type #{self._id_at(len(starts))} header is truncated", off)
             (info,) = unpack_info(data, off + 4)
             kind = (info >> 24) & 0x1F
             if not known[kind]:
-                raise self._error(f"type #{self._id_at(len(offsets))}: unknown kind {kind}", off)
-            append(off)
+                raise self._error(f"type #{self._id_at(len(starts))}: unknown kind {kind}", off)
+            append((off - begin) >> 2)
             off += TYPE_HEADER_SIZE + fixed[kind] + (info & 0xFFFF) * per_vlen[kind]
         if off != end:
             raise self._error(
-                f"type #{self._id_at(len(offsets) - 1)}: vlen runs past the type section", end
+                f"type #{self._id_at(len(starts) - 1)}: vlen runs past the type section", end
             )
-        return offsets
+        return starts
 
     def _id_at(self, index: int) -> int:
         return self.start_id + index
@@ -309,16 +352,16 @@ class Btf:
 
     def __len__(self) -> int:
         """Number of types defined by this BTF (not counting void or the base's types)."""
-        return len(self._offsets)
+        return len(self._starts)
 
     @property
     def end_id(self) -> int:
         """One past the last valid type id."""
-        return self.start_id + len(self._offsets)
+        return self._end_id
 
     def type_ids(self) -> range:
         """The ids of this BTF's own types."""
-        return range(self.start_id, self.end_id)
+        return range(self.start_id, self._end_id)
 
     def __iter__(self) -> Iterator[BtfType]:
         for type_id in self.type_ids():
@@ -326,9 +369,9 @@ class Btf:
 
     def _raw_offset(self, type_id: int) -> int:
         index = type_id - self.start_id
-        if index < 0 or index >= len(self._offsets):
-            raise self._error(f"type id {type_id} out of range [1, {self.end_id - 1}]")
-        return self._offsets[index]
+        if index < 0 or type_id >= self._end_id:
+            raise self._error(f"type id {type_id} out of range [1, {self._end_id - 1}]")
+        return self._begin + 4 * self._starts[index]
 
     def kind_of(self, type_id: int) -> BtfKind:
         """The kind of ``type_id`` without materialising the type (``UNKN`` for void)."""
@@ -336,9 +379,8 @@ class Btf:
             return BtfKind.UNKN
         if type_id < self.start_id and self.base is not None:
             return self.base.kind_of(type_id)
-        off = self._raw_offset(type_id)
-        (info,) = struct.unpack_from(self._struct + "I", self._data, off + 4)
-        return BtfKind((info >> 24) & 0x1F)
+        info: int = self._fmt.u32.unpack_from(self._data, self._raw_offset(type_id) + 4)[0]
+        return _KINDS[(info >> 24) & 0x1F]
 
     def name_of(self, type_id: int) -> str:
         """The name of ``type_id`` without materialising it (``""`` for anonymous and void)."""
@@ -346,8 +388,7 @@ class Btf:
             return ""
         if type_id < self.start_id and self.base is not None:
             return self.base.name_of(type_id)
-        off = self._raw_offset(type_id)
-        (name_off,) = struct.unpack_from(self._struct + "I", self._data, off)
+        (name_off,) = self._fmt.u32.unpack_from(self._data, self._raw_offset(type_id))
         return self.string(name_off)
 
     def __getitem__(self, type_id: int) -> BtfType:
@@ -363,148 +404,229 @@ class Btf:
         self._cache[type_id] = decoded
         return decoded
 
-    def _check_ref(self, type_id: int, ref: int, what: str, off: int) -> int:
-        if ref >= self.end_id:
-            raise self._error(
-                f"type #{type_id}: {what} refers to type id {ref} out of range "
-                f"[0, {self.end_id - 1}]",
-                off,
-            )
-        return ref
+    def validate(self) -> None:
+        """Decode every type, so that any corruption is reported now rather than on first use."""
+        cache = self._cache
+        decode = self._decode
+        for type_id in self.type_ids():
+            if type_id not in cache:
+                cache[type_id] = decode(type_id)
+
+    # ----------------------------------------------------------------------------- decoding
+    #
+    # One decoder per kind, found by indexing ``_DECODERS`` with the kind.  Each gets the type's
+    # id, file offset, name and the two words after the name, and checks what the kernel checks
+    # in the order the kernel does (each member's name, then its type id), so that a corrupt
+    # type is always reported the same way.  Type ids are checked by one comparison with
+    # ``_end_id``; names come from the string cache, falling back to :meth:`string`.
 
     def _decode(self, type_id: int) -> BtfType:
         off = self._raw_offset(type_id)
-        data = self._data
-        e = self._struct
-        name_off, info, size_or_type = struct.unpack_from(e + "III", data, off)
-        kind = (info >> 24) & 0x1F
-        vlen = info & 0xFFFF
-        kflag = bool(info >> 31)
-        try:
-            name = self.string(name_off)
-        except BtfError as exc:
-            raise self._error(f"type #{type_id}: name {exc.reason}", off) from None
-        body = off + TYPE_HEADER_SIZE
-        ref = self._check_ref
+        name_off: int
+        info: int
+        name_off, info, size_or_type = self._fmt.u32x3.unpack_from(self._data, off)
+        name = self._str_cache.get(name_off)
+        if name is None:
+            try:
+                name = self.string(name_off)
+            except BtfError as exc:
+                raise self._error(f"type #{type_id}: name {exc.reason}", off) from None
+        decoder = _DECODERS[(info >> 24) & 0x1F]
+        if decoder is None:  # pragma: no cover - the index walk rejects unknown kinds
+            raise self._error(f"type #{type_id}: unknown kind {(info >> 24) & 0x1F}", off)
+        return decoder(self, type_id, off, name, info, size_or_type)
 
-        if kind == BtfKind.INT:
-            (word,) = struct.unpack_from(e + "I", data, body)
-            enc = (word >> 24) & 0x0F
-            bits_offset = (word >> 16) & 0xFF
-            nr_bits = word & 0xFF
-            if nr_bits > 128 or bits_offset + nr_bits > size_or_type * 8:
-                raise self._error(
-                    f"type #{type_id}: INT '{name}' with {nr_bits} bits at bit {bits_offset} "
-                    f"does not fit {size_or_type} bytes",
-                    body,
-                )
-            return BtfInt(name, size_or_type, IntEncoding(enc & 0x7), bits_offset, nr_bits)
-        if kind == BtfKind.PTR:
-            return BtfPtr(ref(type_id, size_or_type, "pointee", off), name)
-        if kind == BtfKind.ARRAY:
-            elem, index_type, nelems = struct.unpack_from(e + "III", data, body)
-            return BtfArray(
-                ref(type_id, elem, "element", body),
-                ref(type_id, index_type, "index", body),
-                nelems,
-                name,
-            )
-        if kind in (BtfKind.STRUCT, BtfKind.UNION):
-            members = []
-            for i in range(vlen):
-                moff = body + i * 12
-                m_name_off, m_type, m_offset = struct.unpack_from(e + "III", data, moff)
-                if kflag:
-                    bitfield_size, bit_offset = m_offset >> 24, m_offset & 0xFFFFFF
-                else:
-                    bitfield_size, bit_offset = 0, m_offset
-                members.append(
-                    BtfMember(
-                        self._member_name(type_id, m_name_off, moff),
-                        ref(type_id, m_type, f"member {i}", moff),
-                        bit_offset,
-                        bitfield_size,
-                    )
-                )
-            cls = BtfStruct if kind == BtfKind.STRUCT else BtfUnion
-            return cls(name, size_or_type, tuple(members), kflag)
-        if kind == BtfKind.ENUM:
-            values = []
-            for i in range(vlen):
-                voff = body + i * 8
-                v_name_off, raw = struct.unpack_from(e + "II", data, voff)
-                value = raw - (1 << 32) if kflag and raw & 0x80000000 else raw
-                values.append(BtfEnumValue(self._member_name(type_id, v_name_off, voff), value))
-            return BtfEnum(name, size_or_type, tuple(values), kflag)
-        if kind == BtfKind.ENUM64:
-            values = []
-            for i in range(vlen):
-                voff = body + i * 12
-                v_name_off, lo, hi = struct.unpack_from(e + "III", data, voff)
-                raw = (hi << 32) | lo
-                value = raw - (1 << 64) if kflag and raw >> 63 else raw
-                values.append(BtfEnumValue(self._member_name(type_id, v_name_off, voff), value))
-            return BtfEnum64(name, size_or_type, tuple(values), kflag)
-        if kind == BtfKind.FWD:
-            return BtfFwd(name, kflag)
-        if kind == BtfKind.TYPEDEF:
-            return BtfTypedef(name, ref(type_id, size_or_type, "target", off))
-        if kind == BtfKind.VOLATILE:
-            return BtfVolatile(ref(type_id, size_or_type, "target", off), name)
-        if kind == BtfKind.CONST:
-            return BtfConst(ref(type_id, size_or_type, "target", off), name)
-        if kind == BtfKind.RESTRICT:
-            return BtfRestrict(ref(type_id, size_or_type, "target", off), name)
-        if kind == BtfKind.FUNC:
-            linkage = vlen
-            if linkage > FuncLinkage.EXTERN:
-                raise self._error(f"type #{type_id}: FUNC '{name}' bad linkage {linkage}", off)
-            return BtfFunc(name, ref(type_id, size_or_type, "prototype", off), FuncLinkage(linkage))
-        if kind == BtfKind.FUNC_PROTO:
-            params = []
-            for i in range(vlen):
-                poff = body + i * 8
-                p_name_off, p_type = struct.unpack_from(e + "II", data, poff)
-                params.append(
-                    BtfParam(
-                        self._member_name(type_id, p_name_off, poff),
-                        ref(type_id, p_type, f"param {i}", poff),
-                    )
-                )
-            return BtfFuncProto(ref(type_id, size_or_type, "return", off), tuple(params), name)
-        if kind == BtfKind.VAR:
-            (linkage,) = struct.unpack_from(e + "I", data, body)
-            if linkage > VarLinkage.GLOBAL_EXTERN:
-                raise self._error(f"type #{type_id}: VAR '{name}' bad linkage {linkage}", body)
-            return BtfVar(name, ref(type_id, size_or_type, "type", off), VarLinkage(linkage))
-        if kind == BtfKind.DATASEC:
-            secinfos = []
-            for i in range(vlen):
-                voff = body + i * 12
-                v_type, v_offset, v_size = struct.unpack_from(e + "III", data, voff)
-                secinfos.append(
-                    BtfVarSecInfo(ref(type_id, v_type, f"var {i}", voff), v_offset, v_size)
-                )
-            return BtfDatasec(name, size_or_type, tuple(secinfos))
-        if kind == BtfKind.FLOAT:
-            return BtfFloat(name, size_or_type)
-        if kind == BtfKind.DECL_TAG:
-            (component_idx,) = struct.unpack_from(e + "i", data, body)
-            return BtfDeclTag(name, ref(type_id, size_or_type, "target", off), component_idx, kflag)
-        if kind == BtfKind.TYPE_TAG:
-            return BtfTypeTag(name, ref(type_id, size_or_type, "target", off), kflag)
-        raise self._error(f"type #{type_id}: unknown kind {kind}", off)  # pragma: no cover
+    def _bad_ref(self, type_id: int, ref: int, what: str, off: int) -> BtfError:
+        return self._error(
+            f"type #{type_id}: {what} refers to type id {ref} out of range "
+            f"[0, {self._end_id - 1}]",
+            off,
+        )
 
     def _member_name(self, type_id: int, name_off: int, where: int) -> str:
+        name = self._str_cache.get(name_off)
+        if name is not None:
+            return name
         try:
             return self.string(name_off)
         except BtfError as exc:
             raise self._error(f"type #{type_id}: member name {exc.reason}", where) from None
 
-    def validate(self) -> None:
-        """Decode every type, so that any corruption is reported now rather than on first use."""
-        for type_id in self.type_ids():
-            self[type_id]
+    def _records(self, fmt: Struct, body: int, vlen: int) -> Iterator[tuple[int, ...]]:
+        """The ``vlen`` records of format ``fmt`` that follow a type's header."""
+        return fmt.iter_unpack(self._view[body : body + vlen * fmt.size])
+
+    def _decode_int(self, type_id: int, off: int, name: str, info: int, size: int) -> BtfType:
+        body = off + TYPE_HEADER_SIZE
+        (word,) = self._fmt.u32.unpack_from(self._data, body)
+        bits_offset = (word >> 16) & 0xFF
+        nr_bits = word & 0xFF
+        if nr_bits > 128 or bits_offset + nr_bits > size * 8:
+            raise self._error(
+                f"type #{type_id}: INT '{name}' with {nr_bits} bits at bit {bits_offset} "
+                f"does not fit {size} bytes",
+                body,
+            )
+        return BtfInt(name, size, _INT_ENCODINGS[(word >> 24) & 0x7], bits_offset, nr_bits)
+
+    def _decode_ptr(self, type_id: int, off: int, name: str, info: int, target: int) -> BtfType:
+        if target >= self._end_id:
+            raise self._bad_ref(type_id, target, "pointee", off)
+        return BtfPtr(target, name)
+
+    def _decode_array(self, type_id: int, off: int, name: str, info: int, _: int) -> BtfType:
+        body = off + TYPE_HEADER_SIZE
+        elem, index_type, nelems = self._fmt.u32x3.unpack_from(self._data, body)
+        if elem >= self._end_id:
+            raise self._bad_ref(type_id, elem, "element", body)
+        if index_type >= self._end_id:
+            raise self._bad_ref(type_id, index_type, "index", body)
+        return BtfArray(elem, index_type, nelems, name)
+
+    def _decode_composite(
+        self, type_id: int, off: int, name: str, info: int, size: int
+    ) -> BtfType:
+        body = off + TYPE_HEADER_SIZE
+        end_id = self._end_id
+        names = self._str_cache
+        kflag = bool(info >> 31)
+        members: list[BtfMember] = []
+        append = members.append
+        records = self._records(self._fmt.u32x3, body, info & 0xFFFF)
+        for i, (m_name_off, m_type, m_offset) in enumerate(records):
+            m_name = names.get(m_name_off)
+            if m_name is None:
+                m_name = self._member_name(type_id, m_name_off, body + 12 * i)
+            if m_type >= end_id:
+                raise self._bad_ref(type_id, m_type, f"member {i}", body + 12 * i)
+            if kflag:
+                append(BtfMember(m_name, m_type, m_offset & 0xFFFFFF, m_offset >> 24))
+            else:
+                append(BtfMember(m_name, m_type, m_offset, 0))
+        cls = BtfStruct if (info >> 24) & 0x1F == _STRUCT else BtfUnion
+        return cls(name, size, tuple(members), kflag)
+
+    def _decode_enum(self, type_id: int, off: int, name: str, info: int, size: int) -> BtfType:
+        body = off + TYPE_HEADER_SIZE
+        kflag = bool(info >> 31)
+        # The kind_flag says the values are signed: read them as such.
+        fmt = self._fmt.u32_i32 if kflag else self._fmt.u32x2
+        names = self._str_cache
+        values: list[BtfEnumValue] = []
+        for i, (v_name_off, value) in enumerate(self._records(fmt, body, info & 0xFFFF)):
+            v_name = names.get(v_name_off)
+            if v_name is None:
+                v_name = self._member_name(type_id, v_name_off, body + 8 * i)
+            values.append(BtfEnumValue(v_name, value))
+        return BtfEnum(name, size, tuple(values), kflag)
+
+    def _decode_enum64(self, type_id: int, off: int, name: str, info: int, size: int) -> BtfType:
+        body = off + TYPE_HEADER_SIZE
+        kflag = bool(info >> 31)
+        values: list[BtfEnumValue] = []
+        for i, (v_name_off, lo, hi) in enumerate(
+            self._records(self._fmt.u32x3, body, info & 0xFFFF)
+        ):
+            raw = (hi << 32) | lo
+            value = raw - (1 << 64) if kflag and raw >> 63 else raw
+            v_name = self._member_name(type_id, v_name_off, body + 12 * i)
+            values.append(BtfEnumValue(v_name, value))
+        return BtfEnum64(name, size, tuple(values), kflag)
+
+    def _decode_fwd(self, type_id: int, off: int, name: str, info: int, _: int) -> BtfType:
+        return BtfFwd(name, bool(info >> 31))
+
+    def _decode_typedef(self, type_id: int, off: int, name: str, info: int, target: int) -> BtfType:
+        if target >= self._end_id:
+            raise self._bad_ref(type_id, target, "target", off)
+        return BtfTypedef(name, target)
+
+    def _decode_volatile(
+        self, type_id: int, off: int, name: str, info: int, target: int
+    ) -> BtfType:
+        if target >= self._end_id:
+            raise self._bad_ref(type_id, target, "target", off)
+        return BtfVolatile(target, name)
+
+    def _decode_const(self, type_id: int, off: int, name: str, info: int, target: int) -> BtfType:
+        if target >= self._end_id:
+            raise self._bad_ref(type_id, target, "target", off)
+        return BtfConst(target, name)
+
+    def _decode_restrict(
+        self, type_id: int, off: int, name: str, info: int, target: int
+    ) -> BtfType:
+        if target >= self._end_id:
+            raise self._bad_ref(type_id, target, "target", off)
+        return BtfRestrict(target, name)
+
+    def _decode_func(self, type_id: int, off: int, name: str, info: int, proto: int) -> BtfType:
+        linkage = info & 0xFFFF
+        if linkage > FuncLinkage.EXTERN:
+            raise self._error(f"type #{type_id}: FUNC '{name}' bad linkage {linkage}", off)
+        if proto >= self._end_id:
+            raise self._bad_ref(type_id, proto, "prototype", off)
+        return BtfFunc(name, proto, _FUNC_LINKAGES[linkage])
+
+    def _decode_func_proto(
+        self, type_id: int, off: int, name: str, info: int, return_type: int
+    ) -> BtfType:
+        body = off + TYPE_HEADER_SIZE
+        end_id = self._end_id
+        names = self._str_cache
+        params: list[BtfParam] = []
+        append = params.append
+        for i, (p_name_off, p_type) in enumerate(
+            self._records(self._fmt.u32x2, body, info & 0xFFFF)
+        ):
+            p_name = names.get(p_name_off)
+            if p_name is None:
+                p_name = self._member_name(type_id, p_name_off, body + 8 * i)
+            if p_type >= end_id:
+                raise self._bad_ref(type_id, p_type, f"param {i}", body + 8 * i)
+            append(BtfParam(p_name, p_type))
+        if return_type >= end_id:
+            raise self._bad_ref(type_id, return_type, "return", off)
+        return BtfFuncProto(return_type, tuple(params), name)
+
+    def _decode_var(self, type_id: int, off: int, name: str, info: int, target: int) -> BtfType:
+        body = off + TYPE_HEADER_SIZE
+        (linkage,) = self._fmt.u32.unpack_from(self._data, body)
+        if linkage > VarLinkage.GLOBAL_EXTERN:
+            raise self._error(f"type #{type_id}: VAR '{name}' bad linkage {linkage}", body)
+        if target >= self._end_id:
+            raise self._bad_ref(type_id, target, "type", off)
+        return BtfVar(name, target, _VAR_LINKAGES[linkage])
+
+    def _decode_datasec(self, type_id: int, off: int, name: str, info: int, size: int) -> BtfType:
+        body = off + TYPE_HEADER_SIZE
+        end_id = self._end_id
+        secinfos: list[BtfVarSecInfo] = []
+        for i, (v_type, v_offset, v_size) in enumerate(
+            self._records(self._fmt.u32x3, body, info & 0xFFFF)
+        ):
+            if v_type >= end_id:
+                raise self._bad_ref(type_id, v_type, f"var {i}", body + 12 * i)
+            secinfos.append(BtfVarSecInfo(v_type, v_offset, v_size))
+        return BtfDatasec(name, size, tuple(secinfos))
+
+    def _decode_float(self, type_id: int, off: int, name: str, info: int, size: int) -> BtfType:
+        return BtfFloat(name, size)
+
+    def _decode_decl_tag(
+        self, type_id: int, off: int, name: str, info: int, target: int
+    ) -> BtfType:
+        (component_idx,) = self._fmt.i32.unpack_from(self._data, off + TYPE_HEADER_SIZE)
+        if target >= self._end_id:
+            raise self._bad_ref(type_id, target, "target", off)
+        return BtfDeclTag(name, target, component_idx, bool(info >> 31))
+
+    def _decode_type_tag(
+        self, type_id: int, off: int, name: str, info: int, target: int
+    ) -> BtfType:
+        if target >= self._end_id:
+            raise self._bad_ref(type_id, target, "target", off)
+        return BtfTypeTag(name, target, bool(info >> 31))
 
     # ----------------------------------------------------------------------------- lookup
 
@@ -512,15 +634,14 @@ class Btf:
         index = self._name_index
         if index is None:
             index = {}
-            unpack = struct.Struct(self._struct + "I").unpack_from
+            unpack = self._fmt.u32.unpack_from
             data = self._data
+            begin = self._begin
             string = self.string
-            type_id = self.start_id
-            for off in self._offsets:
-                (name_off,) = unpack(data, off)
+            for type_id, start in enumerate(self._starts, self.start_id):
+                (name_off,) = unpack(data, begin + 4 * start)
                 if name_off:
                     index.setdefault(string(name_off), []).append(type_id)
-                type_id += 1
             self._name_index = index
         return index
 
@@ -559,21 +680,22 @@ class Btf:
         positions = exact or suffixes
         if len(positions) > 4:
             return self._names().get(name, [])
-        if not self._offsets:
+        starts = self._starts
+        if not starts:
             return []
         data = self._data
-        begin = self._offsets[0]
-        end = self._offsets[-1] + TYPE_HEADER_SIZE
-        starts = self._offsets
-        pack = struct.Struct(self._struct + "I").pack
+        begin = self._begin
+        end = begin + 4 * starts[-1] + TYPE_HEADER_SIZE
+        pack = self._fmt.u32.pack
         ids: list[int] = []
         for local in positions:
             needle = pack(local + self.start_str_off)
             hit = data.find(needle, begin, end)
             while hit >= 0:
                 if not (hit - begin) & 3:
-                    index = bisect_left(starts, hit)
-                    if index < len(starts) and starts[index] == hit:
+                    word = (hit - begin) >> 2
+                    index = bisect_left(starts, word)
+                    if index < len(starts) and starts[index] == word:
                         ids.append(self.start_id + index)
                 hit = data.find(needle, hit + 1, end)
         ids.sort()
@@ -669,4 +791,31 @@ class Btf:
     def __repr__(self) -> str:
         where = self.file or "<bytes>"
         return f"<Btf {where}: {len(self)} types from id {self.start_id}>"
+
+
+_KINDS = tuple(BtfKind(k) if k <= max(BtfKind) else BtfKind.UNKN for k in range(32))
+_STRUCT = int(BtfKind.STRUCT)
+_DECODERS: list[Callable[[Btf, int, int, str, int, int], BtfType] | None] = [None] * 32
+for _kind, _decoder in {
+    BtfKind.INT: Btf._decode_int,
+    BtfKind.PTR: Btf._decode_ptr,
+    BtfKind.ARRAY: Btf._decode_array,
+    BtfKind.STRUCT: Btf._decode_composite,
+    BtfKind.UNION: Btf._decode_composite,
+    BtfKind.ENUM: Btf._decode_enum,
+    BtfKind.FWD: Btf._decode_fwd,
+    BtfKind.TYPEDEF: Btf._decode_typedef,
+    BtfKind.VOLATILE: Btf._decode_volatile,
+    BtfKind.CONST: Btf._decode_const,
+    BtfKind.RESTRICT: Btf._decode_restrict,
+    BtfKind.FUNC: Btf._decode_func,
+    BtfKind.FUNC_PROTO: Btf._decode_func_proto,
+    BtfKind.VAR: Btf._decode_var,
+    BtfKind.DATASEC: Btf._decode_datasec,
+    BtfKind.FLOAT: Btf._decode_float,
+    BtfKind.DECL_TAG: Btf._decode_decl_tag,
+    BtfKind.TYPE_TAG: Btf._decode_type_tag,
+    BtfKind.ENUM64: Btf._decode_enum64,
+}.items():
+    _DECODERS[_kind] = _decoder
 

@@ -45,6 +45,10 @@ from pybpf.btf.types import (
 )
 from pybpf.errors import BtfError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 IdMap = Callable[[int], int]
 """A function from old type id to new type id (it must map 0, ``void``, to 0)."""
 
@@ -53,7 +57,32 @@ IdMap = Callable[[int], int]
 
 
 def _map_members(members: tuple[BtfMember, ...], f: IdMap) -> tuple[BtfMember, ...]:
-    return tuple(BtfMember(m.name, f(m.type), m.offset, m.bitfield_size) for m in members)
+    return tuple([BtfMember(m.name, f(m.type), m.offset, m.bitfield_size) for m in members])
+
+
+# One function per class, found by ``type(t)``: the linker and the deduplicator call these for
+# every type they handle, and a dictionary lookup beats a chain of ``isinstance`` tests.
+_MAPPERS: dict[type, Callable[[Any, IdMap], BtfType]] = {
+    BtfPtr: lambda t, f: BtfPtr(f(t.type), t.name),
+    BtfStruct: lambda t, f: BtfStruct(t.name, t.size, _map_members(t.members, f), t.kind_flag),
+    BtfUnion: lambda t, f: BtfUnion(t.name, t.size, _map_members(t.members, f), t.kind_flag),
+    BtfConst: lambda t, f: BtfConst(f(t.type), t.name),
+    BtfTypedef: lambda t, f: BtfTypedef(t.name, f(t.type)),
+    BtfFuncProto: lambda t, f: BtfFuncProto(
+        f(t.return_type), tuple([BtfParam(p.name, f(p.type)) for p in t.params]), t.name
+    ),
+    BtfArray: lambda t, f: BtfArray(f(t.type), f(t.index_type), t.nelems, t.name),
+    BtfFunc: lambda t, f: BtfFunc(t.name, f(t.type), t.linkage),
+    BtfVolatile: lambda t, f: BtfVolatile(f(t.type), t.name),
+    BtfRestrict: lambda t, f: BtfRestrict(f(t.type), t.name),
+    BtfVar: lambda t, f: BtfVar(t.name, f(t.type), t.linkage),
+    BtfDatasec: lambda t, f: BtfDatasec(
+        t.name, t.size, tuple([BtfVarSecInfo(f(v.type), v.offset, v.size) for v in t.vars])
+    ),
+    BtfDeclTag: lambda t, f: BtfDeclTag(t.name, f(t.type), t.component_idx, t.kind_flag),
+    BtfTypeTag: lambda t, f: BtfTypeTag(t.name, f(t.type), t.kind_flag),
+}
+_NO_REFS = (BtfInt, BtfEnum, BtfEnum64, BtfFwd, BtfFloat)
 
 
 def map_type_ids(t: BtfType, f: IdMap) -> BtfType:
@@ -61,53 +90,24 @@ def map_type_ids(t: BtfType, f: IdMap) -> BtfType:
 
     Types without references are returned as is (they are immutable, sharing is safe).
     """
-    if isinstance(t, BtfPtr):
-        return BtfPtr(f(t.type), t.name)
-    if isinstance(t, BtfStruct):
-        return BtfStruct(t.name, t.size, _map_members(t.members, f), t.kind_flag)
-    if isinstance(t, BtfUnion):
-        return BtfUnion(t.name, t.size, _map_members(t.members, f), t.kind_flag)
-    if isinstance(t, BtfConst):
-        return BtfConst(f(t.type), t.name)
-    if isinstance(t, BtfTypedef):
-        return BtfTypedef(t.name, f(t.type))
-    if isinstance(t, BtfFuncProto):
-        params = tuple(BtfParam(p.name, f(p.type)) for p in t.params)
-        return BtfFuncProto(f(t.return_type), params, t.name)
-    if isinstance(t, BtfArray):
-        return BtfArray(f(t.type), f(t.index_type), t.nelems, t.name)
-    if isinstance(t, BtfFunc):
-        return BtfFunc(t.name, f(t.type), t.linkage)
-    if isinstance(t, BtfVolatile):
-        return BtfVolatile(f(t.type), t.name)
-    if isinstance(t, BtfRestrict):
-        return BtfRestrict(f(t.type), t.name)
-    if isinstance(t, BtfVar):
-        return BtfVar(t.name, f(t.type), t.linkage)
-    if isinstance(t, BtfDatasec):
-        return BtfDatasec(
-            t.name, t.size, tuple(BtfVarSecInfo(f(v.type), v.offset, v.size) for v in t.vars)
-        )
-    if isinstance(t, BtfDeclTag):
-        return BtfDeclTag(t.name, f(t.type), t.component_idx, t.kind_flag)
-    if isinstance(t, BtfTypeTag):
-        return BtfTypeTag(t.name, f(t.type), t.kind_flag)
-    return t  # INT, ENUM, ENUM64, FWD, FLOAT: no references
+    mapper = _MAPPERS.get(t.__class__)
+    return t if mapper is None else mapper(t, f)  # INT, ENUM, ENUM64, FWD, FLOAT: no references
+
+
+_REFERENCED: dict[type, Callable[[Any], tuple[int, ...]]] = {
+    BtfStruct: lambda t: tuple([m.type for m in t.members]),
+    BtfUnion: lambda t: tuple([m.type for m in t.members]),
+    BtfFuncProto: lambda t: (t.return_type, *[p.type for p in t.params]),
+    BtfArray: lambda t: (t.type, t.index_type),
+    BtfDatasec: lambda t: tuple([v.type for v in t.vars]),
+    **{cls: lambda t: () for cls in _NO_REFS},
+}
 
 
 def referenced_ids(t: BtfType) -> tuple[int, ...]:
     """The type ids ``t`` refers to, in on-disk order (members, params, DATASEC entries)."""
-    if isinstance(t, BtfStruct | BtfUnion):
-        return tuple(m.type for m in t.members)
-    if isinstance(t, BtfFuncProto):
-        return (t.return_type, *(p.type for p in t.params))
-    if isinstance(t, BtfArray):
-        return (t.type, t.index_type)
-    if isinstance(t, BtfDatasec):
-        return tuple(v.type for v in t.vars)
-    if isinstance(t, BtfInt | BtfEnum | BtfEnum64 | BtfFwd | BtfFloat):
-        return ()
-    return (t.type,)
+    refs = _REFERENCED.get(t.__class__)
+    return (t.type,) if refs is None else refs(t)  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------------- builder

@@ -32,9 +32,11 @@ from pybpf.btf.types import (
     BtfArray,
     BtfConst,
     BtfDatasec,
+    BtfDeclTag,
     BtfEnum,
     BtfEnum64,
     BtfFloat,
+    BtfFunc,
     BtfFuncProto,
     BtfFwd,
     BtfInt,
@@ -45,6 +47,7 @@ from pybpf.btf.types import (
     BtfTypedef,
     BtfTypeTag,
     BtfUnion,
+    BtfVar,
     BtfVolatile,
     Modifier,
 )
@@ -284,6 +287,10 @@ class CDumper:
                 return 0  # a cycle through a pointer: a forward declaration breaks it
             raise self._error(f"unsatisfiable type cycle, id:[{type_id}]")
         match t:
+            case BtfFunc() | BtfVar() | BtfDatasec() | BtfDeclTag():
+                # Nothing to declare in C.  Tested first: FUNCs are half of vmlinux's types.
+                state[type_id] = _DONE
+                return 0
             case BtfInt() | BtfFloat():
                 state[type_id] = _DONE
                 return 0
@@ -323,8 +330,7 @@ class CDumper:
                     if self._order(param.type, through_ptr, queue) > 0:
                         strong = True
                 return int(strong)
-            case _:
-                # FUNC, VAR, DATASEC, DECL_TAG: nothing to declare in C.
+            case _:  # pragma: no cover - every kind is matched above
                 state[type_id] = _DONE
                 return 0
 

@@ -32,7 +32,7 @@ several candidates, the one libbpf's hash table would yield first wins.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from pybpf.btf.btf import Btf
 from pybpf.btf.builder import BtfBuilder, map_type_ids, referenced_ids
@@ -55,6 +55,10 @@ from pybpf.btf.types import (
     BtfVar,
 )
 from pybpf.errors import BtfError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 UNPROCESSED = -1
 IN_PROGRESS = -2
@@ -89,6 +93,37 @@ _KIND_CLASS[_ENUM64] = _ENUM
 """Kinds that the equivalence check may pair with each other count as one (FWDs too)."""
 
 
+def _struct_shape(t: BtfStruct | BtfUnion) -> tuple[Hashable, ...]:
+    members = t.members
+    kflag = t.kind_flag or any([m.bitfield_size for m in members])
+    layout = [(m.name, m.offset, m.bitfield_size) for m in members]
+    kind = _STRUCT if t.__class__ is BtfStruct else _UNION
+    return (kind, t.name, t.size, kflag, *layout)
+
+
+# One function per class, found by ``type(t)`` (every input type of a link goes through here).
+_SHAPES: dict[type, Callable[[Any], tuple[Hashable, ...]]] = {
+    BtfStruct: _struct_shape,
+    BtfUnion: _struct_shape,
+    BtfFuncProto: lambda t: (_FUNC_PROTO, t.name, *[p.name for p in t.params]),
+    BtfArray: lambda t: (_ARRAY, t.name, t.nelems),
+    BtfInt: lambda t: (
+        BtfKind.INT.value, t.name, t.size, int(t.encoding), t.bits_offset, t.nr_bits
+    ),
+    BtfEnum: lambda t: (_ENUM, t.name, t.size, t.signed, t.values),
+    BtfEnum64: lambda t: (_ENUM64, t.name, t.size, t.signed, t.values),
+    BtfFwd: lambda t: (_FWD, t.name, t.is_union),
+    BtfFunc: lambda t: (BtfKind.FUNC.value, t.name, int(t.linkage)),
+    BtfFloat: lambda t: (BtfKind.FLOAT.value, t.name, t.size),
+    BtfDeclTag: lambda t: (BtfKind.DECL_TAG.value, t.name, t.kind_flag, t.component_idx),
+    BtfTypeTag: lambda t: (BtfKind.TYPE_TAG.value, t.name, t.kind_flag),
+    BtfVar: lambda t: (BtfKind.VAR.value, t.name, int(t.linkage)),
+    BtfDatasec: lambda t: (
+        BtfKind.DATASEC.value, t.name, t.size, *[(v.offset, v.size) for v in t.vars]
+    ),
+}
+
+
 def shape_of(t: BtfType) -> tuple[Hashable, ...]:
     """Everything about ``t`` except the type ids it refers to, as a hashable tuple.
 
@@ -96,35 +131,10 @@ def shape_of(t: BtfType) -> tuple[Hashable, ...]:
     shapes are equal.  The struct kind_flag is the one the encoder writes (set by any
     bitfield), so that the comparison matches the bytes libbpf would compare.
     """
-    kind = t.kind.value
-    if isinstance(t, BtfStruct | BtfUnion):
-        members = t.members
-        kflag = t.kind_flag or any(m.bitfield_size for m in members)
-        layout = [(m.name, m.offset, m.bitfield_size) for m in members]
-        return (kind, t.name, t.size, kflag, *layout)
-    if isinstance(t, BtfFuncProto):
-        return (kind, t.name, *[p.name for p in t.params])
-    if isinstance(t, BtfArray):
-        return (kind, t.name, t.nelems)
-    if isinstance(t, BtfInt):
-        return (kind, t.name, t.size, int(t.encoding), t.bits_offset, t.nr_bits)
-    if isinstance(t, BtfEnum | BtfEnum64):
-        return (kind, t.name, t.size, t.signed, t.values)
-    if isinstance(t, BtfFwd):
-        return (kind, t.name, t.is_union)
-    if isinstance(t, BtfFunc):
-        return (kind, t.name, int(t.linkage))
-    if isinstance(t, BtfFloat):
-        return (kind, t.name, t.size)
-    if isinstance(t, BtfDeclTag):
-        return (kind, t.name, t.kind_flag, t.component_idx)
-    if isinstance(t, BtfTypeTag):
-        return (kind, t.name, t.kind_flag)
-    if isinstance(t, BtfVar):
-        return (kind, t.name, int(t.linkage))
-    if isinstance(t, BtfDatasec):
-        return (kind, t.name, t.size, *[(v.offset, v.size) for v in t.vars])
-    return (kind, t.name)  # PTR, TYPEDEF, CONST, VOLATILE, RESTRICT
+    shape = _SHAPES.get(t.__class__)
+    if shape is None:
+        return (t.kind.value, t.name)  # PTR, TYPEDEF, CONST, VOLATILE, RESTRICT
+    return shape(t)
 
 
 def _dfs_refs(t: BtfType) -> tuple[int, ...]:
@@ -133,7 +143,7 @@ def _dfs_refs(t: BtfType) -> tuple[int, ...]:
     That is the on-disk order except for ARRAY, whose index type is checked before its
     element type.
     """
-    if isinstance(t, BtfArray):
+    if t.__class__ is BtfArray:
         return (t.index_type, t.type)
     return referenced_ids(t)
 
@@ -202,7 +212,7 @@ class _Dedup:
         for i in range(1, n):
             t = all_types[i]
             assert t is not None
-            self.kinds[i] = t.kind.value
+            self.kinds[i] = t.kind
             self.shapes[i] = shape_of(t)
             self.refs[i] = _dfs_refs(t)
         # map[id]: the id's canonical representative (possibly via a chain), or a marker.

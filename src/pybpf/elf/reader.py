@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 from pybpf.elf.constants import (
@@ -107,13 +108,64 @@ class Relocation:
     addend: int = 0
 
 
-@dataclass(frozen=True, slots=True)
 class RelocationSection:
-    """A ``SHT_REL``/``SHT_RELA`` section and the section it applies to."""
+    """A ``SHT_REL``/``SHT_RELA`` section and the section it applies to.
 
-    section: Section
-    target: int
-    relocations: tuple[Relocation, ...]
+    Every entry is checked when the file is parsed, but becomes a :class:`Relocation` only when
+    ``relocations`` is first read: most relocations of a BPF object are DWARF's, which the
+    linker and the loader drop without looking at them.
+    """
+
+    __slots__ = ("_relocations", "_rows", "section", "target")
+
+    def __init__(
+        self,
+        section: Section,
+        target: int,
+        relocations: tuple[Relocation, ...] | None = None,
+        *,
+        rows: list[tuple[int, ...]] | None = None,
+    ) -> None:
+        self.section = section
+        self.target = target
+        self._relocations = relocations
+        self._rows = rows
+
+    @property
+    def relocations(self) -> tuple[Relocation, ...]:
+        relocations = self._relocations
+        if relocations is None:
+            relocations = tuple(
+                [
+                    Relocation(offset, info & 0xFFFFFFFF, info >> 32, *addend)
+                    for offset, info, *addend in self._rows or ()
+                ]
+            )
+            self._relocations = relocations
+            self._rows = None
+        return relocations
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not RelocationSection:
+            return NotImplemented
+        assert isinstance(other, RelocationSection)
+        return (self.section, self.target, self.relocations) == (
+            other.section,
+            other.target,
+            other.relocations,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.section, self.target, self.relocations))
+
+    def __repr__(self) -> str:
+        return (
+            f"RelocationSection(section={self.section!r}, target={self.target!r}, "
+            f"relocations={self.relocations!r})"
+        )
+
+
+_r_info = itemgetter(1)
 
 
 class ElfFile:
@@ -320,7 +372,9 @@ class ElfFile:
 
     def _parse_relocations(self) -> list[RelocationSection]:
         result: list[RelocationSection] = []
-        e = self.endian
+        rel_format = struct.Struct(self.endian + "QQ")
+        rela_format = struct.Struct(self.endian + "QQq")
+        nsymbols = max(len(self.symbols), 1)
         for s in self.sections:
             if s.type not in (SectionType.SHT_REL, SectionType.SHT_RELA):
                 continue
@@ -334,22 +388,15 @@ class ElfFile:
                 )
             if s.info >= len(self.sections) or s.info == 0:
                 raise self.error(f"relocates section {s.info}, out of range", section=s.name)
-            relocs = []
-            for i in range(len(s.data) // entry):
-                if is_rela:
-                    r_offset, r_info, addend = struct.unpack_from(e + "QQq", s.data, i * entry)
-                else:
-                    r_offset, r_info = struct.unpack_from(e + "QQ", s.data, i * entry)
-                    addend = 0
-                sym = r_info >> 32
-                if sym >= max(len(self.symbols), 1):
-                    raise self.error(
-                        f"relocation {i} refers to symbol {sym}, out of range",
-                        section=s.name,
-                        offset=s.offset + i * entry,
-                    )
-                relocs.append(Relocation(r_offset, r_info & 0xFFFFFFFF, sym, addend))
-            result.append(RelocationSection(s, s.info, tuple(relocs)))
+            rows = list((rela_format if is_rela else rel_format).iter_unpack(s.data))
+            if rows and max(rows, key=_r_info)[1] >> 32 >= nsymbols:
+                i = next(i for i, row in enumerate(rows) if row[1] >> 32 >= nsymbols)
+                raise self.error(
+                    f"relocation {i} refers to symbol {rows[i][1] >> 32}, out of range",
+                    section=s.name,
+                    offset=s.offset + i * entry,
+                )
+            result.append(RelocationSection(s, s.info, rows=rows))
         return result
 
     # ----------------------------------------------------------------------------- queries
