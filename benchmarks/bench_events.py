@@ -220,7 +220,7 @@ def _perf_rows() -> list[tuple[str, float, str]]:
     cpu = online_cpus()[0]
     rows: list[tuple[str, float, str]] = []
     counter = [0]
-    with map_create(MapType.BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, len(online_cpus())) as pm, \
+    with map_create(MapType.PERF_EVENT_ARRAY, 4, 4, len(online_cpus())) as pm, \
             perf_producer(pm.fileno(), PAYLOAD) as prog:
 
         def produce() -> None:

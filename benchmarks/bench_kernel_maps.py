@@ -68,8 +68,8 @@ def main() -> None:
         return
     from pybpf.kernel.constants import MapType
 
-    rows = _bench_map("array", MapType.BPF_MAP_TYPE_ARRAY)
-    rows += _bench_map("hash", MapType.BPF_MAP_TYPE_HASH)
+    rows = _bench_map("array", MapType.ARRAY)
+    rows += _bench_map("hash", MapType.HASH)
     report(f"kernel maps: pybpf.kernel, {OPS} ops (best of 3)", rows)
 
 

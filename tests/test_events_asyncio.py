@@ -80,7 +80,7 @@ def test_async_for_until_closed(ring: tuple[Fd, Fd]) -> None:
 
 def test_async_for_over_a_perf_buffer() -> None:
     cpu = online_cpus()[0]
-    with map_create(MapType.BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, len(online_cpus())) as pm, \
+    with map_create(MapType.PERF_EVENT_ARRAY, 4, 4, len(online_cpus())) as pm, \
             perf_producer(pm.fileno(), 16) as prog:
 
         async def main() -> list[tuple]:

@@ -41,7 +41,7 @@ def expected(count: int, seed: int = 0, first: int = 0) -> list[tuple[int, int]]
 
 @pytest.fixture
 def perf_map() -> Iterator[Fd]:
-    fd = map_create(MapType.BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, len(CPUS), name="samples")
+    fd = map_create(MapType.PERF_EVENT_ARRAY, 4, 4, len(CPUS), name="samples")
     yield fd
     fd.close()
 
@@ -140,7 +140,7 @@ def test_a_raising_callback_reports_the_record_index(perf_map: Fd, producer: Fd)
 
 
 def test_wrong_map_type() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_RINGBUF, 0, 0, page_size(), name="ringy") as fd, \
+    with map_create(MapType.RINGBUF, 0, 0, page_size(), name="ringy") as fd, \
             pytest.raises(MapTypeError, match="map 'ringy' is a BPF_MAP_TYPE_RINGBUF"):
         PerfBuffer(fd, lambda c, d: None)
 

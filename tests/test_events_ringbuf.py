@@ -271,7 +271,7 @@ def test_read_batch_numpy_view() -> None:
 
 
 def test_wrong_map_type_names_the_map() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_HASH, 4, 4, 8, name="not_a_ring") as fd, \
+    with map_create(MapType.HASH, 4, 4, 8, name="not_a_ring") as fd, \
             pytest.raises(MapTypeError, match=r"map 'not_a_ring' is a BPF_MAP_TYPE_HASH"):
         RingBuffer(fd, lambda r: None)
 

@@ -92,7 +92,7 @@ def _load(a: Asm, name: str) -> Fd:
     try:
         func_info = struct.pack("<IIII", 0, 4, a.labels["cb"], 7)
         return prog_load(
-            ProgType.BPF_PROG_TYPE_RAW_TRACEPOINT, a.assemble(), name=name,
+            ProgType.RAW_TRACEPOINT, a.assemble(), name=name,
             prog_btf_fd=btf, func_info=func_info, func_info_rec_size=8,
         ).fd
     finally:
@@ -204,7 +204,7 @@ def run(prog: Fd, count: int, seed: int = 0, cpu: int | None = None) -> int:
 
 
 def ringbuf_map(size: int, name: str = "events") -> Fd:
-    return map_create(MapType.BPF_MAP_TYPE_RINGBUF, 0, 0, size, name=name)
+    return map_create(MapType.RINGBUF, 0, 0, size, name=name)
 
 
 def ringbuf_slow_producer(map_fd: int, spins: int = 10) -> Fd:

@@ -35,8 +35,8 @@ class Sample(ctypes.Structure):
 
 @pytest.fixture
 def maps() -> Iterator[tuple[Fd, Fd]]:
-    ring = map_create(MapType.BPF_MAP_TYPE_USER_RINGBUF, 0, 0, page_size(), name="to_prog")
-    result = map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 16, 1, name="result")
+    ring = map_create(MapType.USER_RINGBUF, 0, 0, page_size(), name="to_prog")
+    result = map_create(MapType.ARRAY, 4, 16, 1, name="result")
     yield ring, result
     ring.close()
     result.close()
@@ -167,14 +167,14 @@ def test_open_reservations_are_discarded_on_close(maps: tuple[Fd, Fd], drainer: 
 
 
 def test_wrong_map_type() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_RINGBUF, 0, 0, page_size(), name="kern_ring") as fd, \
+    with map_create(MapType.RINGBUF, 0, 0, page_size(), name="kern_ring") as fd, \
             pytest.raises(MapTypeError, match="map 'kern_ring' is a BPF_MAP_TYPE_RINGBUF"):
         UserRingBuffer(fd)
 
 
 def test_several_threads_produce_without_losing_records() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_USER_RINGBUF, 0, 0, 1 << 16, name="shared") as ring, \
-            map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 16, 1, name="result") as result, \
+    with map_create(MapType.USER_RINGBUF, 0, 0, 1 << 16, name="shared") as ring, \
+            map_create(MapType.ARRAY, 4, 16, 1, name="result") as result, \
             user_ringbuf_drainer(ring.fileno(), result.fileno()) as drainer, \
             UserRingBuffer(ring) as urb:
 

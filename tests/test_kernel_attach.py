@@ -83,7 +83,7 @@ def no_fd_leaks() -> Iterator[None]:
 @pytest.fixture
 def counters() -> Iterator[Fd]:
     """A 4-slot u64 array: slot 0 counts runs, slot 1 receives a cookie."""
-    with map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 8, 4, name="counters") as m:
+    with map_create(MapType.ARRAY, 4, 8, 4, name="counters") as m:
         yield m
 
 
@@ -158,7 +158,7 @@ def libc_getpid() -> tuple[str, int]:
 
 
 def test_raw_tracepoint_fires_on_syscalls_until_closed(counters: Fd) -> None:
-    with load(ProgType.BPF_PROG_TYPE_RAW_TRACEPOINT, counting_program(counters)) as prog:
+    with load(ProgType.RAW_TRACEPOINT, counting_program(counters)) as prog:
         with raw_tracepoint_open("sys_enter", prog) as link:
             for _ in range(N):
                 os.getppid()
@@ -176,7 +176,7 @@ def test_raw_tracepoint_fires_on_syscalls_until_closed(counters: Fd) -> None:
 
 
 def test_unknown_raw_tracepoint(counters: Fd) -> None:
-    prog = load(ProgType.BPF_PROG_TYPE_RAW_TRACEPOINT, counting_program(counters))
+    prog = load(ProgType.RAW_TRACEPOINT, counting_program(counters))
     with prog, pytest.raises(KernelError) as exc:
         raw_tracepoint_open("no_such_tracepoint_xyz", prog)
     assert exc.value.command == "BPF_RAW_TRACEPOINT_OPEN"
@@ -187,7 +187,7 @@ def test_unknown_raw_tracepoint(counters: Fd) -> None:
 
 
 def test_tracepoint_perf_link_with_cookie(counters: Fd) -> None:
-    prog = load(ProgType.BPF_PROG_TYPE_TRACEPOINT, cookie_program(counters))
+    prog = load(ProgType.TRACEPOINT, cookie_program(counters))
     with prog, perf_event_open_tracepoint("syscalls", "sys_enter_getpid") as pe:
         with link_create_perf_event(prog, pe, bpf_cookie=0xC0FFEE) as link:
             for _ in range(N):
@@ -200,7 +200,7 @@ def test_tracepoint_perf_link_with_cookie(counters: Fd) -> None:
 
 
 def test_tracepoint_legacy_ioctl_attach(counters: Fd) -> None:
-    prog = load(ProgType.BPF_PROG_TYPE_TRACEPOINT, counting_program(counters))
+    prog = load(ProgType.TRACEPOINT, counting_program(counters))
     with prog, perf_event_open_tracepoint("syscalls", "sys_enter_getpid") as pe:
         perf_event_set_bpf(pe, prog)
         perf_event_enable(pe)
@@ -223,7 +223,7 @@ def test_unknown_tracepoint_is_enoent() -> None:
 @pytest.mark.parametrize("retprobe", [False, True])
 def test_uprobe_on_libc_getpid(counters: Fd, retprobe: bool) -> None:
     path, offset = libc_getpid()
-    prog = load(ProgType.BPF_PROG_TYPE_KPROBE, cookie_program(counters))
+    prog = load(ProgType.KPROBE, cookie_program(counters))
     probe = perf_event_open_uprobe(path, offset, retprobe=retprobe)
     with prog, probe, link_create_perf_event(prog, probe, bpf_cookie=offset):
         for _ in range(N):
@@ -235,9 +235,9 @@ def test_uprobe_on_libc_getpid(counters: Fd, retprobe: bool) -> None:
 def test_uprobe_multi_link(counters: Fd) -> None:
     path, offset = libc_getpid()
     prog = load(
-        ProgType.BPF_PROG_TYPE_KPROBE,
+        ProgType.KPROBE,
         counting_program(counters),
-        expected_attach_type=AttachType.BPF_TRACE_UPROBE_MULTI,
+        expected_attach_type=AttachType.TRACE_UPROBE_MULTI,
     )
     with prog:
         try:
@@ -265,7 +265,7 @@ def test_kprobe_without_kprobe_support_is_not_supported() -> None:
 
 def test_xdp_link_on_loopback() -> None:
     ifindex = socket.if_nametoindex("lo")
-    with load(ProgType.BPF_PROG_TYPE_XDP, asm.return_imm(XdpAction.XDP_PASS)) as prog:
+    with load(ProgType.XDP, asm.return_imm(XdpAction.XDP_PASS)) as prog:
         try:
             link = link_create_xdp(prog, ifindex)
         except KernelError as exc:
@@ -281,15 +281,15 @@ def test_xdp_link_on_loopback() -> None:
 def test_tcx_link_on_loopback() -> None:
     ifindex = socket.if_nametoindex("lo")
     tcx_next = -1  # TCX_NEXT: let the rest of the chain decide
-    with load(ProgType.BPF_PROG_TYPE_SCHED_CLS, asm.return_imm(tcx_next)) as prog:
+    with load(ProgType.SCHED_CLS, asm.return_imm(tcx_next)) as prog:
         try:
-            link = link_create_tcx(prog, ifindex, AttachType.BPF_TCX_EGRESS)
+            link = link_create_tcx(prog, ifindex, AttachType.TCX_EGRESS)
         except KernelError as exc:
             pytest.skip(f"tcx unavailable (Linux 6.6+): {exc}")
         with link:
             info = link_get_info_by_fd(link)
             assert info.link_type == LinkType.BPF_LINK_TYPE_TCX
-            assert (info.ifindex, info.attach_type) == (ifindex, AttachType.BPF_TCX_EGRESS)
+            assert (info.ifindex, info.attach_type) == (ifindex, AttachType.TCX_EGRESS)
             # traffic still flows through lo
             with (
                 socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
@@ -333,8 +333,8 @@ def empty_cgroup() -> Iterator[int]:
 
 
 def test_cgroup_link_update_and_detach(empty_cgroup: int) -> None:
-    ingress = AttachType.BPF_CGROUP_INET_INGRESS
-    skb = ProgType.BPF_PROG_TYPE_CGROUP_SKB
+    ingress = AttachType.CGROUP_INET_INGRESS
+    skb = ProgType.CGROUP_SKB
     with load(skb, asm.return_imm(1)) as first, load(skb, asm.return_imm(1)) as second:
         first_id = prog_get_info_by_fd(first).id
         second_id = prog_get_info_by_fd(second).id
@@ -351,21 +351,21 @@ def test_cgroup_link_update_and_detach(empty_cgroup: int) -> None:
 
 
 def test_cgroup_link_and_legacy_attach(empty_cgroup: int) -> None:
-    ingress = AttachType.BPF_CGROUP_INET_INGRESS
+    ingress = AttachType.CGROUP_INET_INGRESS
     allow = asm.return_imm(1)
-    with load(ProgType.BPF_PROG_TYPE_CGROUP_SKB, allow) as prog:
+    with load(ProgType.CGROUP_SKB, allow) as prog:
         with link_create_cgroup(prog, empty_cgroup, ingress) as link:
             info = link_get_info_by_fd(link)
             assert (info.link_type, info.attach_type) == (LinkType.BPF_LINK_TYPE_CGROUP, ingress)
             assert prog_query(empty_cgroup, ingress).prog_ids == (prog_get_info_by_fd(prog).id,)
         assert prog_query(empty_cgroup, ingress).prog_ids == ()
-        prog_attach(prog, empty_cgroup, AttachType.BPF_CGROUP_INET_EGRESS)
+        prog_attach(prog, empty_cgroup, AttachType.CGROUP_INET_EGRESS)
         try:
-            ids = prog_query(empty_cgroup, AttachType.BPF_CGROUP_INET_EGRESS).prog_ids
+            ids = prog_query(empty_cgroup, AttachType.CGROUP_INET_EGRESS).prog_ids
             assert ids == (prog_get_info_by_fd(prog).id,)
         finally:
-            prog_detach(empty_cgroup, AttachType.BPF_CGROUP_INET_EGRESS, prog)
-        assert prog_query(empty_cgroup, AttachType.BPF_CGROUP_INET_EGRESS).prog_ids == ()
+            prog_detach(empty_cgroup, AttachType.CGROUP_INET_EGRESS, prog)
+        assert prog_query(empty_cgroup, AttachType.CGROUP_INET_EGRESS).prog_ids == ()
 
 
 # --- pinning and ids -----------------------------------------------------------------------
@@ -396,7 +396,7 @@ def test_pin_and_get_round_trip(counters: Fd) -> None:
 def test_pinned_link_outlives_its_fd(counters: Fd) -> None:
     bpffs = ensure_bpffs()
     path = bpffs / f"pybpf_test_{os.getpid()}_link"
-    prog = load(ProgType.BPF_PROG_TYPE_RAW_TRACEPOINT, counting_program(counters))
+    prog = load(ProgType.RAW_TRACEPOINT, counting_program(counters))
     with prog, raw_tracepoint_open("sys_enter", prog) as link:
         obj_pin(link, path)
     try:
@@ -412,7 +412,7 @@ def test_objects_are_found_by_id(counters: Fd) -> None:
     assert map_id in set(map_ids())
     with map_get_fd_by_id(map_id) as again:
         assert map_get_info_by_fd(again).name == "counters"
-    with load(ProgType.BPF_PROG_TYPE_RAW_TRACEPOINT, counting_program(counters)) as prog:
+    with load(ProgType.RAW_TRACEPOINT, counting_program(counters)) as prog:
         prog_id = prog_get_info_by_fd(prog).id
         assert prog_id in set(prog_ids())
         with prog_get_fd_by_id(prog_id) as again:

@@ -66,7 +66,7 @@ def no_fd_leaks() -> Iterator[None]:
 
 @pytest.mark.parametrize(
     "map_type",
-    [MapType.BPF_MAP_TYPE_HASH, MapType.BPF_MAP_TYPE_LRU_HASH],
+    [MapType.HASH, MapType.LRU_HASH],
 )
 def test_hash_crud_and_flags(map_type: MapType) -> None:
     with map_create(map_type, 4, 8, 16, name="crud") as m:
@@ -90,7 +90,7 @@ def test_hash_crud_and_flags(map_type: MapType) -> None:
 
 
 def test_array_semantics() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 4, 3) as m:
+    with map_create(MapType.ARRAY, 4, 4, 3) as m:
         assert map_lookup_elem(m, u32(2), 4) == bytes(4)  # arrays are pre-zeroed
         assert map_lookup_elem(m, u32(3), 4) is None  # out of range
         map_update_elem(m, u32(2), u32(7))
@@ -104,7 +104,7 @@ def test_array_semantics() -> None:
 
 
 def test_get_next_key_walks_hash() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_HASH, 4, 4, 8) as m:
+    with map_create(MapType.HASH, 4, 4, 8) as m:
         for k in range(5):
             map_update_elem(m, u32(k), u32(k * k))
         keys = sorted(struct.unpack("<I", k)[0] for k in map_keys(m, 4))
@@ -116,9 +116,9 @@ def test_get_next_key_walks_hash() -> None:
 @pytest.mark.parametrize(
     "map_type",
     [
-        MapType.BPF_MAP_TYPE_PERCPU_ARRAY,
-        MapType.BPF_MAP_TYPE_PERCPU_HASH,
-        MapType.BPF_MAP_TYPE_LRU_PERCPU_HASH,
+        MapType.PERCPU_ARRAY,
+        MapType.PERCPU_HASH,
+        MapType.LRU_PERCPU_HASH,
     ],
 )
 def test_percpu_values_have_one_slot_per_cpu(map_type: MapType) -> None:
@@ -135,7 +135,7 @@ def test_lpm_trie_longest_prefix_match() -> None:
         return u32(prefix) + bytes(int(x) for x in ip.split("."))
 
     flags = BpfMapFlags.BPF_F_NO_PREALLOC
-    with map_create(MapType.BPF_MAP_TYPE_LPM_TRIE, 8, 4, 16, map_flags=flags) as m:
+    with map_create(MapType.LPM_TRIE, 8, 4, 16, map_flags=flags) as m:
         map_update_elem(m, key(8, "10.0.0.0"), u32(8))
         map_update_elem(m, key(24, "10.1.2.0"), u32(24))
         assert map_lookup_elem(m, key(32, "10.1.2.3"), 4) == u32(24)
@@ -145,8 +145,8 @@ def test_lpm_trie_longest_prefix_match() -> None:
 
 def test_queue_and_stack_order() -> None:
     with (
-        map_create(MapType.BPF_MAP_TYPE_QUEUE, 0, 4, 4) as q,
-        map_create(MapType.BPF_MAP_TYPE_STACK, 0, 4, 4) as s,
+        map_create(MapType.QUEUE, 0, 4, 4) as q,
+        map_create(MapType.STACK, 0, 4, 4) as s,
     ):
         for v in (1, 2, 3):
             map_update_elem(q, None, u32(v))
@@ -166,7 +166,7 @@ def test_queue_and_stack_order() -> None:
 
 
 def test_bloom_filter_membership() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_BLOOM_FILTER, 0, 8, 100, map_extra=3) as m:
+    with map_create(MapType.BLOOM_FILTER, 0, 8, 100, map_extra=3) as m:
         map_update_elem(m, None, u64(42))
         assert map_lookup_elem_into(m, None, bytearray(u64(42)))
         candidates = [bytearray(u64(v)) for v in range(1000, 1010)]
@@ -175,9 +175,9 @@ def test_bloom_filter_membership() -> None:
 
 
 def test_map_in_map_uses_inner_map_fd() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 4, 1, name="inner") as inner:
+    with map_create(MapType.ARRAY, 4, 4, 1, name="inner") as inner:
         inner_id = map_get_info_by_fd(inner).id
-        for outer_type in (MapType.BPF_MAP_TYPE_ARRAY_OF_MAPS, MapType.BPF_MAP_TYPE_HASH_OF_MAPS):
+        for outer_type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
             with map_create(outer_type, 4, 4, 2, inner_map_fd=inner) as outer:
                 map_update_elem(outer, u32(1), u32(inner.fileno()))
                 # user space writes fds, reads back map ids
@@ -187,8 +187,8 @@ def test_map_in_map_uses_inner_map_fd() -> None:
 def test_prog_array_holds_programs() -> None:
     code = asm.return_imm(0)
     with (
-        map_create(MapType.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 2) as jmp_table,
-        prog_load(ProgType.BPF_PROG_TYPE_SOCKET_FILTER, code).fd as prog,
+        map_create(MapType.PROG_ARRAY, 4, 4, 2) as jmp_table,
+        prog_load(ProgType.SOCKET_FILTER, code).fd as prog,
     ):
         map_update_elem(jmp_table, u32(0), u32(prog.fileno()))
         assert map_delete_elem(jmp_table, u32(0))
@@ -196,7 +196,7 @@ def test_prog_array_holds_programs() -> None:
 
 def test_perf_event_array_takes_bpf_output_events() -> None:
     ncpu = possible_cpus()
-    with map_create(MapType.BPF_MAP_TYPE_PERF_EVENT_ARRAY, 4, 4, ncpu) as m:
+    with map_create(MapType.PERF_EVENT_ARRAY, 4, 4, ncpu) as m:
         events = [perf_event_open_bpf_output(cpu) for cpu in range(ncpu)]
         try:
             for cpu, ev in enumerate(events):
@@ -207,7 +207,7 @@ def test_perf_event_array_takes_bpf_output_events() -> None:
 
 
 @pytest.mark.parametrize(
-    "map_type", [MapType.BPF_MAP_TYPE_RINGBUF, MapType.BPF_MAP_TYPE_USER_RINGBUF]
+    "map_type", [MapType.RINGBUF, MapType.USER_RINGBUF]
 )
 def test_ring_buffers_are_page_multiples(map_type: MapType) -> None:
     with map_create(map_type, 0, 0, page_size() * 4) as m:
@@ -221,7 +221,7 @@ def test_ring_buffers_are_page_multiples(map_type: MapType) -> None:
 
 @pytest.mark.parametrize(
     ("map_type", "value_size"),
-    [(MapType.BPF_MAP_TYPE_DEVMAP, 4), (MapType.BPF_MAP_TYPE_CPUMAP, 4)],
+    [(MapType.DEVMAP, 4), (MapType.CPUMAP, 4)],
 )
 def test_redirect_maps(map_type: MapType, value_size: int) -> None:
     try:
@@ -244,7 +244,7 @@ def test_sk_storage_needs_btf() -> None:
     flags = BpfMapFlags.BPF_F_NO_PREALLOC
     with btf_load(_int_btf()).fd as btf:
         with map_create(
-            MapType.BPF_MAP_TYPE_SK_STORAGE,
+            MapType.SK_STORAGE,
             4,
             4,
             0,
@@ -258,7 +258,7 @@ def test_sk_storage_needs_btf() -> None:
             assert (info.btf_key_type_id, info.btf_value_type_id) == (1, 1)
             assert info.btf_id > 0
         with pytest.raises(KernelError):
-            map_create(MapType.BPF_MAP_TYPE_SK_STORAGE, 4, 4, 0, map_flags=flags)
+            map_create(MapType.SK_STORAGE, 4, 4, 0, map_flags=flags)
 
 
 # --- batches -------------------------------------------------------------------------------
@@ -268,7 +268,7 @@ def test_batch_update_lookup_delete_on_hash() -> None:
     n = 100
     keys = [u32(i) for i in range(n)]
     values = [u64(i * 3) for i in range(n)]
-    with map_create(MapType.BPF_MAP_TYPE_HASH, 4, 8, 128) as m:
+    with map_create(MapType.HASH, 4, 8, 128) as m:
         assert map_update_batch(m, keys, values) == n
         got = dict(map_lookup_all(m, 4, 8, chunk=16))
         assert got == dict(zip(keys, values, strict=True))
@@ -287,7 +287,7 @@ def test_batch_update_lookup_delete_on_hash() -> None:
 
 
 def test_batch_on_array_in_chunks() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 4, 10) as m:
+    with map_create(MapType.ARRAY, 4, 4, 10) as m:
         map_update_batch(m, [u32(i) for i in range(10)], [u32(100 + i) for i in range(10)])
         first = map_lookup_batch(m, 4, 4, 4)
         assert first.keys == [u32(i) for i in range(4)]
@@ -297,7 +297,7 @@ def test_batch_on_array_in_chunks() -> None:
 
 
 def test_batch_rejects_mismatched_sizes() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_HASH, 4, 4, 4) as m, pytest.raises(ValueError):
+    with map_create(MapType.HASH, 4, 4, 4) as m, pytest.raises(ValueError):
         map_update_batch(m, [u32(1), b"\x01"], [u32(1), u32(2)])
 
 
@@ -305,7 +305,7 @@ def test_batch_rejects_mismatched_sizes() -> None:
 
 
 def test_freeze_makes_map_read_only_for_user_space() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 8, 2) as m:
+    with map_create(MapType.ARRAY, 4, 8, 2) as m:
         map_update_elem(m, u32(0), u64(5))
         map_freeze(m)
         with pytest.raises(PermissionDeniedError) as exc:
@@ -317,7 +317,7 @@ def test_freeze_makes_map_read_only_for_user_space() -> None:
 
 def test_mmap_writes_are_seen_by_lookup() -> None:
     flags = BpfMapFlags.BPF_F_MMAPABLE
-    with map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 12, 3, map_flags=flags) as m:
+    with map_create(MapType.ARRAY, 4, 12, 3, map_flags=flags) as m:
         mem = map_mmap(m, 12, 3)
         try:
             assert len(mem) == array_mmap_size(12, 3) == page_size()
@@ -331,7 +331,7 @@ def test_mmap_writes_are_seen_by_lookup() -> None:
 
 def test_frozen_map_maps_read_only_only() -> None:
     flags = BpfMapFlags.BPF_F_MMAPABLE
-    with map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 8, 1, map_flags=flags) as m:
+    with map_create(MapType.ARRAY, 4, 8, 1, map_flags=flags) as m:
         map_update_elem(m, u32(0), u64(9))
         map_freeze(m)
         with pytest.raises(PermissionDeniedError):
@@ -344,7 +344,7 @@ def test_frozen_map_maps_read_only_only() -> None:
 
 
 def test_non_mmapable_map_refuses_mmap() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 8, 1) as m, pytest.raises(KernelError):
+    with map_create(MapType.ARRAY, 4, 8, 1) as m, pytest.raises(KernelError):
         map_mmap(m, 8, 1)
 
 
@@ -354,10 +354,10 @@ def test_non_mmapable_map_refuses_mmap() -> None:
 def test_info_reports_creation_parameters() -> None:
     flags = BpfMapFlags.BPF_F_NO_PREALLOC
     with map_create(
-        MapType.BPF_MAP_TYPE_HASH, 8, 16, 32, name="a_very_long_map_name", map_flags=flags
+        MapType.HASH, 8, 16, 32, name="a_very_long_map_name", map_flags=flags
     ) as m:
         info = map_get_info_by_fd(m)
-    assert info.map_type == MapType.BPF_MAP_TYPE_HASH
+    assert info.map_type == MapType.HASH
     assert (info.key_size, info.value_size, info.max_entries) == (8, 16, 32)
     assert info.map_flags == flags
     assert info.name == "a_very_long_map"  # BPF_OBJ_NAME_LEN - 1 characters
@@ -366,14 +366,14 @@ def test_info_reports_creation_parameters() -> None:
 
 def test_create_errors_name_the_command_and_leak_nothing() -> None:
     with pytest.raises(KernelError) as exc:
-        map_create(MapType.BPF_MAP_TYPE_HASH, 0, 4, 1)  # hash keys cannot be empty
+        map_create(MapType.HASH, 0, 4, 1)  # hash keys cannot be empty
     assert exc.value.errno == errno.EINVAL
     assert exc.value.command == "BPF_MAP_CREATE"
     assert "BPF_MAP_TYPE_HASH" in str(exc.value)
 
 
 def test_fd_ownership() -> None:
-    m = map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 4, 1)
+    m = map_create(MapType.ARRAY, 4, 4, 1)
     assert isinstance(m, Fd)
     assert m.fileno() >= 3
     twin = m.dup()
@@ -389,7 +389,7 @@ def test_fd_ownership() -> None:
 def test_garbage_collected_fd_closes_itself() -> None:
     before = open_fds()
     with pytest.warns(ResourceWarning):
-        map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 4, 1)  # dropped on the floor
+        map_create(MapType.ARRAY, 4, 4, 1)  # dropped on the floor
         import gc
 
         gc.collect()
@@ -407,14 +407,14 @@ def test_element_calls_are_thread_safe() -> None:
             ok &= map_lookup_elem(m, key, 8) == u64(base * 7 + i)
         return ok
 
-    with map_create(MapType.BPF_MAP_TYPE_HASH, 4, 8, 4096) as m, ThreadPoolExecutor(4) as pool:
+    with map_create(MapType.HASH, 4, 8, 4096) as m, ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda b: worker(b, m), (0, 1000, 2000, 3000)))
     assert all(results)
 
 
 def test_large_keys_and_values_take_the_unpinned_path() -> None:
     key, value = b"k" * 600, b"v" * 9000  # larger than the per-call scratch buffer
-    with map_create(MapType.BPF_MAP_TYPE_HASH, len(key), len(value), 2) as m:
+    with map_create(MapType.HASH, len(key), len(value), 2) as m:
         map_update_elem(m, key, value)
         assert map_lookup_elem(m, key, len(value)) == value
         assert map_lookup_elem(m, b"x" * 600, len(value)) is None

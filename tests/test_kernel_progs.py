@@ -21,8 +21,8 @@ from pybpf.kernel.verifier import BtfLoadError, ProgLoadError
 
 pytestmark = [requires_root, pytest.mark.kernel]
 
-SOCKET_FILTER = ProgType.BPF_PROG_TYPE_SOCKET_FILTER
-XDP = ProgType.BPF_PROG_TYPE_XDP
+SOCKET_FILTER = ProgType.SOCKET_FILTER
+XDP = ProgType.XDP
 PACKET = bytes(range(64))  # test runs of skb/XDP programs need at least an Ethernet header
 R0, R1, R2 = asm.Reg.R0, asm.Reg.R1, asm.Reg.R2
 
@@ -43,7 +43,7 @@ def test_xdp_program_returns_its_verdict() -> None:
 
 
 def test_socket_filter_counts_runs_in_a_map() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 8, 1) as counter:
+    with map_create(MapType.ARRAY, 4, 8, 1) as counter:
         code = asm.count_in_array(counter.fileno())
         with prog_load(SOCKET_FILTER, code, name="counter").fd as prog:
             assert prog_test_run(prog, PACKET, repeat=7).retval == 0
@@ -124,7 +124,7 @@ def test_test_run_error_names_the_command() -> None:
 
 def test_bind_map_shows_in_info() -> None:
     with (
-        map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 4, 1) as extra,
+        map_create(MapType.ARRAY, 4, 4, 1) as extra,
         prog_load(SOCKET_FILTER, asm.return_imm(0)).fd as prog,
     ):
         prog_bind_map(prog, extra)

@@ -93,9 +93,9 @@ def test_feature_probes_on_a_modern_kernel() -> None:
         assert feats.global_data and feats.mmapable_arrays and feats.ringbuf
         assert feats.bpf_cookie and feats.perf_link
     assert features.has_bpf_syscall()
-    assert features.map_type_supported(MapType.BPF_MAP_TYPE_HASH)
-    assert not features.map_type_supported(MapType.BPF_MAP_TYPE_UNSPEC)
-    assert features.prog_type_supported(ProgType.BPF_PROG_TYPE_XDP)
+    assert features.map_type_supported(MapType.HASH)
+    assert not features.map_type_supported(MapType.UNSPEC)
+    assert features.prog_type_supported(ProgType.XDP)
     with pytest.raises(ValueError):
         features.btf_kind_supported("nonsense")
 
@@ -105,7 +105,7 @@ def test_feature_probes_on_a_modern_kernel() -> None:
 
 @requires_root
 def test_errno_picks_the_error_class() -> None:
-    with map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 4, 1) as m:
+    with map_create(MapType.ARRAY, 4, 4, 1) as m:
         with pytest.raises(NotSupportedError) as unsupported:
             map_lookup_and_delete_elem(m, struct.pack("<I", 0), 4)
         assert unsupported.value.errno == 524  # kernel-internal ENOTSUPP
@@ -126,7 +126,7 @@ def test_unprivileged_bpf_is_permission_denied() -> None:
         code = 1
         try:
             os.setuid(65534)
-            map_create(MapType.BPF_MAP_TYPE_HASH, 4, 4, 1).close()
+            map_create(MapType.HASH, 4, 4, 1).close()
         except PermissionDeniedError as exc:
             code = 0 if exc.errno in (errno.EPERM, errno.EACCES) else 2
         except BaseException:
@@ -144,9 +144,9 @@ def test_unprivileged_bpf_is_permission_denied() -> None:
 @requires_root
 def test_bpftool_sees_what_we_created() -> None:
     with (
-        map_create(MapType.BPF_MAP_TYPE_HASH, 4, 8, 10, name="oracle_map") as m,
+        map_create(MapType.HASH, 4, 8, 10, name="oracle_map") as m,
         prog_load(
-            ProgType.BPF_PROG_TYPE_SOCKET_FILTER, asm.return_imm(0), name="oracle_prog"
+            ProgType.SOCKET_FILTER, asm.return_imm(0), name="oracle_prog"
         ).fd as p,
     ):
         map_id = map_get_info_by_fd(m).id

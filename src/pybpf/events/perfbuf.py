@@ -65,7 +65,7 @@ class PerfBuffer:
         self._poller: Poller[CpuRing] = Poller("PerfBuffer", self._release)
         try:
             self._source = source = open_map(
-                map, MapType.BPF_MAP_TYPE_PERF_EVENT_ARRAY, "PerfBuffer"
+                map, MapType.PERF_EVENT_ARRAY, "PerfBuffer"
             )
             self.what = f"perf buffer {source.what}"
             self._ctype = resolve_event_type(event_type, btf or source.btf, source.what)

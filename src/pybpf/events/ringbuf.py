@@ -97,7 +97,7 @@ class RingBuffer:
         """Consume one more ring buffer map in the same epoll set; returns its ring index."""
         self._poller.enter()
         try:
-            source = open_map(map, MapType.BPF_MAP_TYPE_RINGBUF, "RingBuffer")
+            source = open_map(map, MapType.RINGBUF, "RingBuffer")
             try:
                 ctype = resolve_event_type(event_type, btf or source.btf, source.what)
                 ring = Ring(source, callback, ctype, len(self._rings))

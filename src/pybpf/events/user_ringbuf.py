@@ -115,7 +115,7 @@ class UserRingBuffer:
         self._open: dict[int, Reservation] = {}
         self._types: dict[Any, Any] = {}
         self._source = source = open_map(
-            map, MapType.BPF_MAP_TYPE_USER_RINGBUF, "UserRingBuffer"
+            map, MapType.USER_RINGBUF, "UserRingBuffer"
         )
         self.what = f"user ring buffer {source.what}"
         self.size = size = source.max_entries

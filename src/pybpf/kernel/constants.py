@@ -1,9 +1,11 @@
 """Kernel constants from ``include/uapi/linux/bpf.h`` and ``linux/perf_event.h``.
 
-Members are spelled exactly as in the uapi headers (``MapType.BPF_MAP_TYPE_HASH``) so that a
-grep for a kernel name finds its use here.  Values are ABI: the kernel never renumbers them,
-which is why enums newer than the headers installed on a build machine can be listed safely;
-whether the *running* kernel knows a value is a question for :mod:`pybpf.kernel.features`.
+Members are spelled exactly as in the uapi headers (``BpfCmd.BPF_MAP_CREATE``) so that a grep
+for a kernel name finds its use here; map, program and attach types come from
+:mod:`pybpf.uapi` (``MapType.HASH``, whose uapi spelling ``uapi_name()`` gives).
+Values are ABI: the kernel never renumbers them, which is why enums newer than the headers
+installed on a build machine can be listed safely; whether the *running* kernel knows a value
+is a question for :mod:`pybpf.kernel.features`.
 
 This module is pure data (no syscalls), so layers that must not reach the kernel may still
 read it.
@@ -12,6 +14,13 @@ read it.
 from __future__ import annotations
 
 from enum import IntEnum, IntFlag
+
+# The program, map and attach types are defined once, in the pure pybpf.uapi (short member
+# names, uapi spellings through uapi_name()); they are re-exported here for the kernel layer.
+from pybpf.uapi import AttachType as AttachType
+from pybpf.uapi import MapType as MapType
+from pybpf.uapi import ProgType as ProgType
+from pybpf.uapi import uapi_name
 
 BPF_OBJ_NAME_LEN = 16
 """Bytes of ``map_name``/``prog_name`` including the terminating NUL."""
@@ -62,154 +71,6 @@ class BpfCmd(IntEnum):
     BPF_TOKEN_CREATE = 36
     BPF_PROG_STREAM_READ_BY_FD = 37
     BPF_PROG_ASSOC_STRUCT_OPS = 38
-
-
-class MapType(IntEnum):
-    """``enum bpf_map_type``."""
-
-    BPF_MAP_TYPE_UNSPEC = 0
-    BPF_MAP_TYPE_HASH = 1
-    BPF_MAP_TYPE_ARRAY = 2
-    BPF_MAP_TYPE_PROG_ARRAY = 3
-    BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4
-    BPF_MAP_TYPE_PERCPU_HASH = 5
-    BPF_MAP_TYPE_PERCPU_ARRAY = 6
-    BPF_MAP_TYPE_STACK_TRACE = 7
-    BPF_MAP_TYPE_CGROUP_ARRAY = 8
-    BPF_MAP_TYPE_LRU_HASH = 9
-    BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
-    BPF_MAP_TYPE_LPM_TRIE = 11
-    BPF_MAP_TYPE_ARRAY_OF_MAPS = 12
-    BPF_MAP_TYPE_HASH_OF_MAPS = 13
-    BPF_MAP_TYPE_DEVMAP = 14
-    BPF_MAP_TYPE_SOCKMAP = 15
-    BPF_MAP_TYPE_CPUMAP = 16
-    BPF_MAP_TYPE_XSKMAP = 17
-    BPF_MAP_TYPE_SOCKHASH = 18
-    BPF_MAP_TYPE_CGROUP_STORAGE = 19
-    BPF_MAP_TYPE_CGROUP_STORAGE_DEPRECATED = 19
-    BPF_MAP_TYPE_REUSEPORT_SOCKARRAY = 20
-    BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE = 21
-    BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE_DEPRECATED = 21
-    BPF_MAP_TYPE_QUEUE = 22
-    BPF_MAP_TYPE_STACK = 23
-    BPF_MAP_TYPE_SK_STORAGE = 24
-    BPF_MAP_TYPE_DEVMAP_HASH = 25
-    BPF_MAP_TYPE_STRUCT_OPS = 26
-    BPF_MAP_TYPE_RINGBUF = 27
-    BPF_MAP_TYPE_INODE_STORAGE = 28
-    BPF_MAP_TYPE_TASK_STORAGE = 29
-    BPF_MAP_TYPE_BLOOM_FILTER = 30
-    BPF_MAP_TYPE_USER_RINGBUF = 31
-    BPF_MAP_TYPE_CGRP_STORAGE = 32
-    BPF_MAP_TYPE_ARENA = 33
-    BPF_MAP_TYPE_INSN_ARRAY = 34
-    BPF_MAP_TYPE_RHASH = 35
-
-
-class ProgType(IntEnum):
-    """``enum bpf_prog_type``."""
-
-    BPF_PROG_TYPE_UNSPEC = 0
-    BPF_PROG_TYPE_SOCKET_FILTER = 1
-    BPF_PROG_TYPE_KPROBE = 2
-    BPF_PROG_TYPE_SCHED_CLS = 3
-    BPF_PROG_TYPE_SCHED_ACT = 4
-    BPF_PROG_TYPE_TRACEPOINT = 5
-    BPF_PROG_TYPE_XDP = 6
-    BPF_PROG_TYPE_PERF_EVENT = 7
-    BPF_PROG_TYPE_CGROUP_SKB = 8
-    BPF_PROG_TYPE_CGROUP_SOCK = 9
-    BPF_PROG_TYPE_LWT_IN = 10
-    BPF_PROG_TYPE_LWT_OUT = 11
-    BPF_PROG_TYPE_LWT_XMIT = 12
-    BPF_PROG_TYPE_SOCK_OPS = 13
-    BPF_PROG_TYPE_SK_SKB = 14
-    BPF_PROG_TYPE_CGROUP_DEVICE = 15
-    BPF_PROG_TYPE_SK_MSG = 16
-    BPF_PROG_TYPE_RAW_TRACEPOINT = 17
-    BPF_PROG_TYPE_CGROUP_SOCK_ADDR = 18
-    BPF_PROG_TYPE_LWT_SEG6LOCAL = 19
-    BPF_PROG_TYPE_LIRC_MODE2 = 20
-    BPF_PROG_TYPE_SK_REUSEPORT = 21
-    BPF_PROG_TYPE_FLOW_DISSECTOR = 22
-    BPF_PROG_TYPE_CGROUP_SYSCTL = 23
-    BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE = 24
-    BPF_PROG_TYPE_CGROUP_SOCKOPT = 25
-    BPF_PROG_TYPE_TRACING = 26
-    BPF_PROG_TYPE_STRUCT_OPS = 27
-    BPF_PROG_TYPE_EXT = 28
-    BPF_PROG_TYPE_LSM = 29
-    BPF_PROG_TYPE_SK_LOOKUP = 30
-    BPF_PROG_TYPE_SYSCALL = 31
-    BPF_PROG_TYPE_NETFILTER = 32
-
-
-class AttachType(IntEnum):
-    """``enum bpf_attach_type``."""
-
-    BPF_CGROUP_INET_INGRESS = 0
-    BPF_CGROUP_INET_EGRESS = 1
-    BPF_CGROUP_INET_SOCK_CREATE = 2
-    BPF_CGROUP_SOCK_OPS = 3
-    BPF_SK_SKB_STREAM_PARSER = 4
-    BPF_SK_SKB_STREAM_VERDICT = 5
-    BPF_CGROUP_DEVICE = 6
-    BPF_SK_MSG_VERDICT = 7
-    BPF_CGROUP_INET4_BIND = 8
-    BPF_CGROUP_INET6_BIND = 9
-    BPF_CGROUP_INET4_CONNECT = 10
-    BPF_CGROUP_INET6_CONNECT = 11
-    BPF_CGROUP_INET4_POST_BIND = 12
-    BPF_CGROUP_INET6_POST_BIND = 13
-    BPF_CGROUP_UDP4_SENDMSG = 14
-    BPF_CGROUP_UDP6_SENDMSG = 15
-    BPF_LIRC_MODE2 = 16
-    BPF_FLOW_DISSECTOR = 17
-    BPF_CGROUP_SYSCTL = 18
-    BPF_CGROUP_UDP4_RECVMSG = 19
-    BPF_CGROUP_UDP6_RECVMSG = 20
-    BPF_CGROUP_GETSOCKOPT = 21
-    BPF_CGROUP_SETSOCKOPT = 22
-    BPF_TRACE_RAW_TP = 23
-    BPF_TRACE_FENTRY = 24
-    BPF_TRACE_FEXIT = 25
-    BPF_MODIFY_RETURN = 26
-    BPF_LSM_MAC = 27
-    BPF_TRACE_ITER = 28
-    BPF_CGROUP_INET4_GETPEERNAME = 29
-    BPF_CGROUP_INET6_GETPEERNAME = 30
-    BPF_CGROUP_INET4_GETSOCKNAME = 31
-    BPF_CGROUP_INET6_GETSOCKNAME = 32
-    BPF_XDP_DEVMAP = 33
-    BPF_CGROUP_INET_SOCK_RELEASE = 34
-    BPF_XDP_CPUMAP = 35
-    BPF_SK_LOOKUP = 36
-    BPF_XDP = 37
-    BPF_SK_SKB_VERDICT = 38
-    BPF_SK_REUSEPORT_SELECT = 39
-    BPF_SK_REUSEPORT_SELECT_OR_MIGRATE = 40
-    BPF_PERF_EVENT = 41
-    BPF_TRACE_KPROBE_MULTI = 42
-    BPF_LSM_CGROUP = 43
-    BPF_STRUCT_OPS = 44
-    BPF_NETFILTER = 45
-    BPF_TCX_INGRESS = 46
-    BPF_TCX_EGRESS = 47
-    BPF_TRACE_UPROBE_MULTI = 48
-    BPF_CGROUP_UNIX_CONNECT = 49
-    BPF_CGROUP_UNIX_SENDMSG = 50
-    BPF_CGROUP_UNIX_RECVMSG = 51
-    BPF_CGROUP_UNIX_GETPEERNAME = 52
-    BPF_CGROUP_UNIX_GETSOCKNAME = 53
-    BPF_NETKIT_PRIMARY = 54
-    BPF_NETKIT_PEER = 55
-    BPF_TRACE_KPROBE_SESSION = 56
-    BPF_TRACE_UPROBE_SESSION = 57
-    BPF_TRACE_FSESSION = 58
-    BPF_TRACE_FENTRY_MULTI = 59
-    BPF_TRACE_FEXIT_MULTI = 60
-    BPF_TRACE_FSESSION_MULTI = 61
 
 
 class LinkType(IntEnum):
@@ -641,8 +502,12 @@ PERF_FLAG_FD_CLOEXEC = 1 << 3
 
 
 def enum_name(cls: type[IntEnum], value: int) -> str:
-    """``cls(value).name``, or the bare number for values this library does not know."""
+    """The ``linux/bpf.h`` name of ``value`` (``BPF_MAP_TYPE_HASH``), or the bare number for
+    values this library does not know."""
     try:
-        return cls(value).name
+        member = cls(value)
     except ValueError:
         return str(int(value))
+    if isinstance(member, MapType | ProgType | AttachType):
+        return uapi_name(member)
+    return member.name

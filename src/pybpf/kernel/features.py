@@ -163,7 +163,7 @@ def _map_ok(map_type: MapType, key: int, value: int, entries: int, flags: int = 
 
 
 def _prog_ok(prog_type: ProgType, code: bytes, attach: AttachType | int = 0) -> bool:
-    flags = BpfProgLoadFlags.BPF_F_SLEEPABLE if prog_type == ProgType.BPF_PROG_TYPE_SYSCALL else 0
+    flags = BpfProgLoadFlags.BPF_F_SLEEPABLE if prog_type == ProgType.SYSCALL else 0
     try:
         fd, _ = prog_load(prog_type, code, expected_attach_type=attach, prog_flags=flags)
     except KernelError:
@@ -174,15 +174,15 @@ def _prog_ok(prog_type: ProgType, code: bytes, attach: AttachType | int = 0) -> 
 
 _MAP_SHAPES: dict[MapType, tuple[int, int, int, int]] = {
     # key size, value size, max entries, flags; what libbpf_probe_bpf_map_type uses
-    MapType.BPF_MAP_TYPE_RINGBUF: (0, 0, 0, 0),  # max_entries: a page, filled in below
-    MapType.BPF_MAP_TYPE_USER_RINGBUF: (0, 0, 0, 0),
-    MapType.BPF_MAP_TYPE_QUEUE: (0, 4, 1, 0),
-    MapType.BPF_MAP_TYPE_STACK: (0, 4, 1, 0),
-    MapType.BPF_MAP_TYPE_BLOOM_FILTER: (0, 4, 1, 0),
-    MapType.BPF_MAP_TYPE_STACK_TRACE: (4, 8, 1, 0),
-    MapType.BPF_MAP_TYPE_LPM_TRIE: (8, 8, 1, BpfMapFlags.BPF_F_NO_PREALLOC),
-    MapType.BPF_MAP_TYPE_CGROUP_STORAGE: (16, 8, 0, 0),
-    MapType.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE: (16, 8, 0, 0),
+    MapType.RINGBUF: (0, 0, 0, 0),  # max_entries: a page, filled in below
+    MapType.USER_RINGBUF: (0, 0, 0, 0),
+    MapType.QUEUE: (0, 4, 1, 0),
+    MapType.STACK: (0, 4, 1, 0),
+    MapType.BLOOM_FILTER: (0, 4, 1, 0),
+    MapType.STACK_TRACE: (4, 8, 1, 0),
+    MapType.LPM_TRIE: (8, 8, 1, BpfMapFlags.BPF_F_NO_PREALLOC),
+    MapType.CGROUP_STORAGE_DEPRECATED: (16, 8, 0, 0),
+    MapType.PERCPU_CGROUP_STORAGE_DEPRECATED: (16, 8, 0, 0),
 }
 
 
@@ -191,16 +191,16 @@ def map_type_supported(map_type: MapType) -> bool:
     """Whether a plain map of ``map_type`` can be created (maps needing BTF or an inner map
     — storages, struct_ops, map-in-map — report False here; probe those in context)."""
     key, value, entries, flags = _MAP_SHAPES.get(map_type, (4, 4, 1, 0))
-    if map_type in (MapType.BPF_MAP_TYPE_RINGBUF, MapType.BPF_MAP_TYPE_USER_RINGBUF):
+    if map_type in (MapType.RINGBUF, MapType.USER_RINGBUF):
         entries = page_size()
     return _map_ok(map_type, key, value, entries, flags)
 
 
 _EXPECTED_ATTACH: dict[ProgType, AttachType] = {
-    ProgType.BPF_PROG_TYPE_CGROUP_SOCK_ADDR: AttachType.BPF_CGROUP_INET4_CONNECT,
-    ProgType.BPF_PROG_TYPE_CGROUP_SOCKOPT: AttachType.BPF_CGROUP_GETSOCKOPT,
-    ProgType.BPF_PROG_TYPE_SK_LOOKUP: AttachType.BPF_SK_LOOKUP,
-    ProgType.BPF_PROG_TYPE_NETFILTER: AttachType.BPF_NETFILTER,
+    ProgType.CGROUP_SOCK_ADDR: AttachType.CGROUP_INET4_CONNECT,
+    ProgType.CGROUP_SOCKOPT: AttachType.CGROUP_GETSOCKOPT,
+    ProgType.SK_LOOKUP: AttachType.SK_LOOKUP,
+    ProgType.NETFILTER: AttachType.NETFILTER,
 }
 
 
@@ -216,20 +216,20 @@ def prog_type_supported(prog_type: ProgType) -> bool:
 @functools.cache
 def has_mmapable_arrays() -> bool:
     """``BPF_F_MMAPABLE`` arrays (Linux 5.5): global variables without syscalls."""
-    return _map_ok(MapType.BPF_MAP_TYPE_ARRAY, 4, 4, 1, BpfMapFlags.BPF_F_MMAPABLE)
+    return _map_ok(MapType.ARRAY, 4, 4, 1, BpfMapFlags.BPF_F_MMAPABLE)
 
 
 @functools.cache
 def has_ringbuf() -> bool:
     """``BPF_MAP_TYPE_RINGBUF`` (Linux 5.8)."""
-    return map_type_supported(MapType.BPF_MAP_TYPE_RINGBUF)
+    return map_type_supported(MapType.RINGBUF)
 
 
 @functools.cache
 def has_global_data() -> bool:
     """``BPF_PSEUDO_MAP_VALUE`` loads (Linux 5.2): programs address map values directly."""
     try:
-        array = map_create(MapType.BPF_MAP_TYPE_ARRAY, 4, 32, 1)
+        array = map_create(MapType.ARRAY, 4, 32, 1)
     except KernelError:
         return False
     with array:
@@ -240,14 +240,14 @@ def has_global_data() -> bool:
                 asm.return_imm(0),
             )
         )
-        return _prog_ok(ProgType.BPF_PROG_TYPE_SOCKET_FILTER, code)
+        return _prog_ok(ProgType.SOCKET_FILTER, code)
 
 
 @functools.cache
 def has_bpf_cookie() -> bool:
     """``bpf_get_attach_cookie()`` for tracing programs (Linux 5.15)."""
     code = asm.call(BpfFuncId.BPF_FUNC_get_attach_cookie) + asm.exit_insn()
-    return _prog_ok(ProgType.BPF_PROG_TYPE_TRACEPOINT, code)
+    return _prog_ok(ProgType.TRACEPOINT, code)
 
 
 @functools.cache
@@ -257,12 +257,12 @@ def has_perf_link() -> bool:
     As libbpf does: with a bogus perf fd, a kernel that knows the attach type says EBADF.
     """
     try:
-        prog, _ = prog_load(ProgType.BPF_PROG_TYPE_TRACEPOINT, asm.return_imm(0))
+        prog, _ = prog_load(ProgType.TRACEPOINT, asm.return_imm(0))
     except KernelError:
         return False
     with prog:
         try:
-            link_create(prog, -1, AttachType.BPF_PERF_EVENT).close()
+            link_create(prog, -1, AttachType.PERF_EVENT).close()
         except KernelError as exc:
             return exc.errno == errno.EBADF
         return True  # pragma: no cover - an fd -1 cannot succeed

@@ -63,7 +63,7 @@ def link_create_perf_event(prog_fd: FdLike, perf_fd: FdLike, bpf_cookie: int = 0
     """
     attr = LinkCreateAttr()
     attr.u.perf_event.bpf_cookie = bpf_cookie
-    return link_create(prog_fd, perf_fd, AttachType.BPF_PERF_EVENT, attr=attr)
+    return link_create(prog_fd, perf_fd, AttachType.PERF_EVENT, attr=attr)
 
 
 def link_create_tracing(
@@ -89,13 +89,13 @@ def link_create_cgroup(
 
 def link_create_xdp(prog_fd: FdLike, ifindex: int, flags: XdpFlags | int = 0) -> Fd:
     """Attach an XDP program to interface ``ifindex`` (``XDP_FLAGS_SKB_MODE``...)."""
-    return link_create(prog_fd, ifindex, AttachType.BPF_XDP, flags=int(flags))
+    return link_create(prog_fd, ifindex, AttachType.XDP, flags=int(flags))
 
 
 def link_create_tcx(
     prog_fd: FdLike,
     ifindex: int,
-    attach_type: AttachType | int = AttachType.BPF_TCX_INGRESS,
+    attach_type: AttachType | int = AttachType.TCX_INGRESS,
     *,
     flags: BpfAttachFlags | int = 0,
     relative_fd: FdLike = 0,
@@ -139,7 +139,7 @@ def link_create_uprobe_multi(
     um.cnt = n
     um.flags = BPF_F_UPROBE_MULTI_RETURN if retprobe else 0
     um.pid = pid
-    fd = link_create(prog_fd, 0, AttachType.BPF_TRACE_UPROBE_MULTI, attr=attr, what=path)
+    fd = link_create(prog_fd, 0, AttachType.TRACE_UPROBE_MULTI, attr=attr, what=path)
     del name, offs, refs, cooks
     return fd
 
@@ -167,7 +167,7 @@ def link_create_kprobe_multi(
     km.syms = ctypes.addressof(sym_ptrs) if sym_ptrs is not None else 0
     km.addrs = ctypes.addressof(addr_arr) if addr_arr is not None else 0
     km.cookies = ctypes.addressof(cooks) if cooks is not None else 0
-    fd = link_create(prog_fd, 0, AttachType.BPF_TRACE_KPROBE_MULTI, attr=attr)
+    fd = link_create(prog_fd, 0, AttachType.TRACE_KPROBE_MULTI, attr=attr)
     del names, sym_ptrs, addr_arr, cooks
     return fd
 
@@ -179,7 +179,7 @@ def link_create_iter(prog_fd: FdLike, iter_info: bytes = b"") -> Fd:
     if buf is not None:
         attr.u.iter.iter_info = ctypes.addressof(buf)
         attr.u.iter.iter_info_len = len(iter_info)
-    fd = link_create(prog_fd, 0, AttachType.BPF_TRACE_ITER, attr=attr)
+    fd = link_create(prog_fd, 0, AttachType.TRACE_ITER, attr=attr)
     del buf
     return fd
 
