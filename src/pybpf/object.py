@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pybpf.closing import Closing
 from pybpf.elf import ElfFile
 from pybpf.errors import BpfError, ObjectError
 from pybpf.load.links import Link, LinkSet
@@ -394,7 +395,7 @@ class Program:
         return f"<Program {self.name} {self.prog_type.name} section={self.section_name}>"
 
 
-class BpfObject:
+class BpfObject(Closing):
     """An opened (and, once the loader has run, loaded) BPF object."""
 
     def __init__(self, spec: ObjectSpec) -> None:
@@ -462,12 +463,6 @@ class BpfObject:
             for m in self.maps:
                 m.release_memory()
         self._kernel = None
-
-    def __enter__(self) -> BpfObject:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def map(self, name: str) -> Map:
         """The map called ``name``, else the global-data map of ELF section ``name``."""

@@ -13,10 +13,10 @@ import ctypes
 import struct
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from pybpf.btf import Btf
+from pybpf.closing import Closing
 from pybpf.kernel.constants import MapType
 from pybpf.kernel.events_sys import online_cpus
 from pybpf.kernel.maps import map_delete_elem, map_update_elem
@@ -32,7 +32,7 @@ from .typed import resolve_event_type
 _KEY = struct.Struct("<I")
 
 
-class PerfBuffer:
+class PerfBuffer(Closing):
     """Consumer of a ``BPF_MAP_TYPE_PERF_EVENT_ARRAY``: one perf ring per online CPU.
 
     ``callback(cpu, record)`` receives each sample (a read-only ``memoryview`` valid during
@@ -237,16 +237,6 @@ class PerfBuffer:
         if source is not None:
             source.fd.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         poller = getattr(self, "_poller", None)

@@ -32,10 +32,10 @@ from __future__ import annotations
 import threading
 from array import array
 from collections.abc import AsyncIterator, Callable, Iterator
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from pybpf.btf import Btf
+from pybpf.closing import Closing
 from pybpf.kernel.constants import MapType
 
 from .aio import wait_readable
@@ -59,7 +59,7 @@ from .typed import resolve_event_type
 BatchCallback = Callable[[list[Any]], Any]
 
 
-class RingBuffer:
+class RingBuffer(Closing):
     """Consumer of one or more ``BPF_MAP_TYPE_RINGBUF`` maps.
 
     ``map`` is a loaded :class:`pybpf.object.Map`, an :class:`~pybpf.kernel.fd.Fd` or a
@@ -433,16 +433,6 @@ class RingBuffer:
         for ring in rings:
             ring.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         poller = getattr(self, "_poller", None)

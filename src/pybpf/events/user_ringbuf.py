@@ -25,6 +25,7 @@ import time
 from types import TracebackType
 from typing import Any, Self
 
+from pybpf.closing import Closing
 from pybpf.kernel.buffers import Bytes
 from pybpf.kernel.constants import MapType
 from pybpf.kernel.events_sys import user_ringbuf_mmap
@@ -103,7 +104,7 @@ class Reservation:
             self.discard()
 
 
-class UserRingBuffer:
+class UserRingBuffer(Closing):
     """Producer side of a ``BPF_MAP_TYPE_USER_RINGBUF`` map.
 
     Reservations are serialised by a lock, so several threads may produce; records reach the
@@ -254,16 +255,6 @@ class UserRingBuffer:
         release_mapping(self._cons_mm)
         self._source.fd.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         poller = getattr(self, "_poller", None)

@@ -14,14 +14,14 @@ import contextlib
 import fcntl
 import os
 import warnings
-from types import TracebackType
-from typing import Self
+
+from pybpf.closing import Closing
 
 _MIN_FD = 3
 """Descriptors below this are stdin/stdout/stderr; we never hand those out (as libbpf does)."""
 
 
-class Fd:
+class Fd(Closing):
     """An owned file descriptor; ``fileno()`` borrows it, ``close()`` releases it."""
 
     __slots__ = ("__weakref__", "_fd", "_what")
@@ -75,16 +75,6 @@ class Fd:
         """A new, independently owned descriptor for the same kernel object."""
         return Fd(fcntl.fcntl(self.fileno(), fcntl.F_DUPFD_CLOEXEC, _MIN_FD), self._what)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         if getattr(self, "_fd", -1) >= 0:

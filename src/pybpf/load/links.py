@@ -13,9 +13,8 @@ from __future__ import annotations
 import contextlib
 import errno
 from collections.abc import Callable, Iterator
-from types import TracebackType
-from typing import Self
 
+from pybpf.closing import Closing
 from pybpf.errors import KernelError
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.links import link_detach
@@ -23,7 +22,7 @@ from pybpf.kernel.links import link_detach
 _DETACH_UNSUPPORTED = (errno.EOPNOTSUPP, errno.EINVAL, 524)
 
 
-class Link:
+class Link(Closing):
     """An attachment of a program: ``kind`` (``tracepoint``, ``uprobe``...) and ``target``.
 
     ``fd`` is the BPF link (or raw tracepoint) descriptor, ``None`` for the legacy
@@ -83,16 +82,6 @@ class Link:
             raise ValueError("link has no descriptor")
         return fd.fileno()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "attached"
