@@ -69,3 +69,41 @@ def test_object_without_btf_is_a_clear_error(tmp_path: Path) -> None:
     result = run("btf", "dump", "file", obj)
     assert result.returncode != 0
     assert "no .BTF section" in result.stderr
+
+
+def test_gen_errors_are_one_clear_line(tmp_path: Path) -> None:
+    """gen skeleton/subskeleton/object: unreadable file, invalid name, no BTF, link conflict."""
+    obj = compile_bpf("elf_basic")
+    nobtf_src = tmp_path / "nobtf.bpf.c"
+    nobtf_src.write_text(
+        'int counter __attribute__((section(".data"))) = 1;\n'
+        'char LICENSE[] __attribute__((section("license"))) = "GPL";\n'
+    )
+    nobtf = tmp_path / "nobtf.bpf.o"
+    subprocess.run(
+        [
+            os.environ.get("CLANG", "clang-16"),
+            "-O2",
+            "-target",
+            "bpf",
+            "-c",
+            nobtf_src,
+            "-o",
+            nobtf,
+        ],
+        check=True,
+    )
+    cases = [
+        (("gen", "skeleton", tmp_path / "missing.o"), "missing.o"),
+        (("gen", "skeleton", obj, "name", "1abc"), "invalid object name '1abc'"),
+        (("gen", "subskeleton", nobtf), "BTF"),
+        (("gen", "skeleton", nobtf), "BTF"),
+        (("gen", "object", tmp_path / "out.o", obj, obj), "elf_basic"),
+    ]
+    for args, needle in cases:
+        result = run(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (args, result.stderr)
+        assert needle in lines[0], (args, lines[0])
+    assert not (tmp_path / "out.o").exists()
