@@ -113,6 +113,36 @@ def test_every_order_loads_and_computes_the_source_values(
     objs = fixture_objects()
     linked = link_to(tmp_path / "linked.o", [objs[name] for name in order])
     assert run_skeleton_driver(linked, tmp_path) == EXPECTED
+    assert run_with_pybpf(linked) == EXPECTED
+
+
+def run_with_pybpf(obj: Path) -> dict[str, int]:
+    """What the C driver does, with pybpf's loader and Python skeleton instead of libbpf."""
+    from pybpf import Skeleton
+
+    with Skeleton.open(obj) as skel:
+        skel.load()
+        for prog in (skel.progs.lib1_prog, skel.progs.app_main):
+            assert prog.test_run().retval == 0
+        values = {f"results[{i}]": int(v) for i, v in enumerate(skel.bss.results)}
+        data, bss = skel.data, skel.bss
+        values |= {
+            "weak_counter": data.weak_counter,
+            "weak_only": data.weak_only,
+            "lib_pair.a": data.lib_pair.a,
+            "lib_pair.b": data.lib_pair.b,
+            "lib2_value": data.lib2_value,
+            "lib1_accum.sum": bss.lib1_accum.sum,
+            "lib1_accum.calls": bss.lib1_accum.calls,
+            "app_runs": bss.app_runs,
+            "custom_a": skel.data_custom.custom_a,
+            "custom_b": skel.data_custom.custom_b,
+            "lib_rodata_knob": skel.rodata.lib_rodata_knob,
+        }
+        raw = skel.maps.shared_map.lookup(1)
+        assert isinstance(raw, bytes)
+        values["shared_map[1]"] = int.from_bytes(raw, "little")
+        return values
 
 
 @pytest.mark.kernel

@@ -236,6 +236,12 @@ def _new_image(spec: MapSpec) -> bytearray | mmap.mmap:
     return image
 
 
+_CONTEXT_ONLY_TEST_RUN = frozenset(
+    {ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE, ProgType.SYSCALL}
+)
+"""Program types whose BPF_PROG_TEST_RUN takes a context and nothing else."""
+
+
 class Program:
     """One entry-point program of a :class:`BpfObject`."""
 
@@ -292,15 +298,19 @@ class Program:
     ) -> TestRunResult:
         """Run the program in the kernel on ``data_in``/``ctx_in`` (BPF_PROG_TEST_RUN).
 
-        Raw tracepoint programs run once on ``ctx_in`` (their arguments) with no output
-        buffers and no repeat count, which is all the kernel accepts for them.
+        Raw tracepoint and ``syscall`` programs run once on ``ctx_in`` alone (their arguments)
+        with no output buffers and no repeat count, which is all the kernel accepts for them.
         """
         from pybpf.kernel.progs import prog_test_run
 
-        if self.prog_type in (ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE):
+        if self.prog_type in _CONTEXT_ONLY_TEST_RUN:
+            if data_in is not None:
+                raise BpfError(
+                    f"program '{self.name}' ({self.prog_type.name}) runs on ctx_in only"
+                )
             return prog_test_run(
                 self._loaded_fd(),
-                data_in,
+                None,
                 ctx_in=ctx_in,
                 data_size_out=0,
                 ctx_size_out=0,
