@@ -247,8 +247,9 @@ def _generated_source(vmlinux: Btf, structs: int = 60, per_struct: int = 4) -> s
         if len(fields) < per_struct:
             continue
         picked = fields[:per_struct][::-1]  # reversed: every offset must move
-        lines.append(f"struct {t.name} {{ {' '.join(picked)} }} "
-                     "__attribute__((preserve_access_index));")
+        lines.append(
+            f"struct {t.name} {{ {' '.join(picked)} }} __attribute__((preserve_access_index));"
+        )
         for decl in picked:
             field = decl.rstrip(";").split()[-1].lstrip("*")
             body.append(f"o[{len(body)}] = bpf_core_field_offset(struct {t.name}, {field});")
@@ -273,3 +274,48 @@ def test_many_kernel_structs_match_libbpf(tmp_path: Path) -> None:
     assert sum(len(p.core_relos) for p in spec.programs) > 500
     ours = our_insns(spec, TargetBtf.running_kernel())
     assert compare(spec, ours, libbpf_insns(obj)) == []
+
+
+def _mask_map_pointers(insns: list[bytes]) -> list[bytes]:
+    """Blank the immediates of map-pointer ``ld_imm64`` pairs: each load makes its own maps,
+    so the kernel addresses in them differ between any two loads of one object."""
+    out: list[bytes] = []
+    skip_next = False
+    for insn in insns:
+        if skip_next:
+            out.append(insn[:4] + bytes(4))
+            skip_next = False
+            continue
+        if insn[0] == 0x18 and (insn[1] >> 4) in (
+            1,
+            2,
+            5,
+            6,
+        ):  # BPF_PSEUDO_MAP_{FD,VALUE,IDX,IDX_VALUE}
+            out.append(insn[:4] + bytes(4))
+            skip_next = True
+        else:
+            out.append(insn)
+    return out
+
+
+@requires_root
+def test_xlated_code_equals_libbpfs_program_by_program() -> None:
+    """The same object loaded by pybpf and by libbpf: the kernel's translated instructions
+    (what `bpftool prog dump xlated` prints) are equal for every program."""
+    from pybpf.kernel.progs import prog_get_info_by_fd
+    from pybpf.object import BpfObject
+
+    path = compile_bpf("core_kernel")
+    theirs = libbpf_insns(path)
+    with BpfObject.open(path) as obj:
+        obj.load()
+        compared = 0
+        for prog in obj.programs:
+            assert prog.fd is not None
+            info = prog_get_info_by_fd(prog.fd, xlated_insns=True)
+            assert info.xlated_insns is not None
+            mine = [info.xlated_insns[i : i + INSN] for i in range(0, len(info.xlated_insns), INSN)]
+            assert _mask_map_pointers(mine) == _mask_map_pointers(theirs[prog.name][1]), prog.name
+            compared += 1
+    assert compared == len(theirs) >= 3
