@@ -107,3 +107,34 @@ def test_gen_errors_are_one_clear_line(tmp_path: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith("Error: "), (args, result.stderr)
         assert needle in lines[0], (args, lines[0])
     assert not (tmp_path / "out.o").exists()
+
+
+def test_btf_dump_format_c_matches_bpftool_for_an_object() -> None:
+    obj = compile_bpf("btfkinds")
+    result = run("btf", "dump", "file", obj, "format", "c")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == bpftool("btf", "dump", "file", obj, "format", "c")
+
+
+def test_object_show_json_lists_maps_programs_and_variables() -> None:
+    """Everything tests/fixtures/elf_basic.bpf.c defines, as the source declares it."""
+    import json
+
+    result = run("object", "show", compile_bpf("elf_basic"), "--json")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert {m["name"]: m["section"] for m in shown["maps"]}["counts"] == ".maps"
+    assert {p["name"] for p in shown["programs"]} == {"on_getpid", "on_sys_enter"}
+    variables = {
+        (section, v["name"]): (v["size"], v["linkage"], v["weak"])
+        for section, entries in shown["variables"].items()
+        for v in entries
+    }
+    assert variables == {
+        (".data", "g"): (4, "global", False),
+        (".data", "weak_default"): (4, "global", True),
+        (".rodata", "ro"): (4, "global", False),
+        (".data.custom", "custom_data"): (4, "global", False),
+        (".bss", "zeroed"): (4, "global", False),
+        (".bss", "hidden_counter"): (4, "static", False),
+    }
