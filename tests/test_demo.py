@@ -133,7 +133,8 @@ def test_demo_explains_a_kernel_without_bpf(monkeypatch: pytest.MonkeyPatch) -> 
 
 @requires_root
 def test_demo_draws_with_rich_on_a_terminal_and_stops_on_ctrl_c() -> None:
-    pytest.importorskip("rich")
+    import rich  # noqa: F401 - a test dependency: the terminal rendering needs it
+
     before = demo_objects()
     pid, fd = pty.fork()
     if pid == 0:  # the child: the demo on a terminal

@@ -14,7 +14,7 @@ from pybpf.errors import KernelError, LoadError, PermissionDeniedError
 from pybpf.kernel import insn as asm
 from pybpf.kernel.btf import btf_get_data, btf_get_info_by_fd, btf_load
 from pybpf.kernel.constants import BpfFuncId, MapType, ProgType, XdpAction
-from pybpf.kernel.maps import map_create, map_lookup_elem
+from pybpf.kernel.maps import map_create, map_get_info_by_fd, map_lookup_elem
 from pybpf.kernel.objs import btf_get_fd_by_id
 from pybpf.kernel.progs import prog_bind_map, prog_get_info_by_fd, prog_load, prog_test_run
 from pybpf.kernel.verifier import BtfLoadError, ProgLoadError
@@ -49,9 +49,10 @@ def test_socket_filter_counts_runs_in_a_map() -> None:
             assert prog_test_run(prog, PACKET, repeat=7).retval == 0
             info = prog_get_info_by_fd(prog, xlated_insns=True)
         assert map_lookup_elem(counter, struct.pack("<I", 0), 8) == struct.pack("<Q", 7)
+        counter_id = map_get_info_by_fd(counter).id
     assert info.prog_type == SOCKET_FILTER
     assert info.name == "counter"
-    assert len(info.map_ids) == 1
+    assert list(info.map_ids) == [counter_id]
     assert info.xlated_insns is not None
     assert info.xlated_insn_cnt == len(info.xlated_insns) // 8 > 0
     assert info.gpl_compatible
@@ -127,8 +128,9 @@ def test_bind_map_shows_in_info() -> None:
         map_create(MapType.ARRAY, 4, 4, 1) as extra,
         prog_load(SOCKET_FILTER, asm.return_imm(0)).fd as prog,
     ):
+        assert len(prog_get_info_by_fd(prog).map_ids) == 0
         prog_bind_map(prog, extra)
-        assert len(prog_get_info_by_fd(prog).map_ids) == 1
+        assert list(prog_get_info_by_fd(prog).map_ids) == [map_get_info_by_fd(extra).id]
 
 
 # --- BTF -----------------------------------------------------------------------------------

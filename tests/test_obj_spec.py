@@ -78,11 +78,11 @@ def test_variables_sit_where_the_symbols_say(fixture: str) -> None:
     symbols = _symbols(path)
     checked = 0
     for v in spec.variables:
-        if v.section_name == ".kconfig" or v.name not in symbols:
+        if v.section_name == ".kconfig":
             continue
         assert symbols[v.name] == (v.section_name, v.offset, v.size), v
         checked += 1
-    assert checked or not spec.variables
+    assert checked or fixture == "obj_maps"  # obj_maps has maps only
 
 
 def test_variable_linkage(data_spec: ObjectSpec) -> None:
