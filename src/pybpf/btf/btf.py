@@ -412,6 +412,16 @@ class Btf:
             if type_id not in cache:
                 cache[type_id] = decode(type_id)
 
+    def decoded(self) -> list[BtfType]:
+        """Every type of this BTF in id order (``decoded()[i]`` has id ``start_id + i``).
+
+        Decodes (so validates) what is not decoded yet, as :meth:`validate` does.  For callers
+        that go over every type (the linker), a list beats one lookup per id.
+        """
+        self.validate()
+        cache = self._cache
+        return [cache[type_id] for type_id in self.type_ids()]
+
     # ----------------------------------------------------------------------------- decoding
     #
     # One decoder per kind, found by indexing ``_DECODERS`` with the kind.  Each gets the type's

@@ -137,7 +137,7 @@ def shape_of(t: BtfType) -> tuple[Hashable, ...]:
     return shape(t)
 
 
-def _dfs_refs(t: BtfType) -> tuple[int, ...]:
+def dfs_refs(t: BtfType) -> tuple[int, ...]:
     """Referenced ids in the order libbpf's equivalence DFS visits them.
 
     That is the on-disk order except for ARRAY, whose index type is checked before its
@@ -196,25 +196,24 @@ class _CandidateTable:
 
 
 class _Dedup:
-    """State of one deduplication run, over ids ``0 .. end_id - 1`` (base ids included)."""
+    """State of one deduplication run, over ids ``0 .. end_id - 1`` (base ids included).
 
-    def __init__(self, types: list[BtfType], base: Btf | None, start_id: int) -> None:
+    Types are seen only as kind, shape and DFS-ordered refs (see :func:`dedup_graph`).
+    """
+
+    def __init__(
+        self,
+        kinds: list[int],
+        shapes: list[tuple[Hashable, ...]],
+        refs: list[tuple[int, ...]],
+        start_id: int,
+    ) -> None:
         self.start_id = start_id
-        all_types: list[BtfType | None] = [None]
-        if base is not None:
-            all_types.extend(base[i] for i in range(1, start_id))
-        all_types.extend(types)
-        self.types = all_types
-        n = len(all_types)
-        self.kinds = [0] * n
-        self.shapes: list[tuple[Hashable, ...]] = [(0, "")] * n  # void: kind UNKN, no name
-        self.refs: list[tuple[int, ...]] = [()] * n
-        for i in range(1, n):
-            t = all_types[i]
-            assert t is not None
-            self.kinds[i] = t.kind
-            self.shapes[i] = shape_of(t)
-            self.refs[i] = _dfs_refs(t)
+        n = len(kinds)
+        self.n = n
+        self.kinds = kinds
+        self.shapes = shapes
+        self.refs = refs
         # map[id]: the id's canonical representative (possibly via a chain), or a marker.
         self.map = [UNPROCESSED] * n
         self.map[0] = 0
@@ -290,9 +289,7 @@ class _Dedup:
         return type_id if self.kinds[target] == _FWD else target
 
     def _fwd_kind(self, type_id: int) -> int:
-        t = self.types[type_id]
-        assert isinstance(t, BtfFwd)
-        return _UNION if t.is_union else _STRUCT
+        return _UNION if self.shapes[type_id][2] else _STRUCT  # a FWD's shape ends in is_union
 
     def _is_enum_fwd(self, type_id: int) -> bool:
         """An ENUM/ENUM64 without values: how ``enum e;`` reaches BTF."""
@@ -385,13 +382,22 @@ class _Dedup:
         because the hypothetical map is filled in visiting order.
         """
         kinds, shapes, refs, hypot = self.kinds, self.shapes, self.refs, self.hypot
-        resolve = self.resolve
+        m = self.map
         stack = [(cand_id, canon_id)]
         while stack:
             cand, canon = stack.pop()
-            if resolve(cand) == resolve(canon):
+            # resolve(cand) == resolve(canon), inlined: this loop visits every pair.
+            a, b = cand, canon
+            nxt = m[a]
+            while nxt >= 0 and nxt != a:
+                a, nxt = nxt, m[nxt]
+            nxt = m[b]
+            while nxt >= 0 and nxt != b:
+                b, nxt = nxt, m[nxt]
+            if a == b:
                 continue
-            canon = self.resolve_fwd(canon)
+            if kinds[canon] == _FWD:
+                canon = self.resolve_fwd(canon)
             seen = hypot.get(canon)
             if seen is not None:
                 if seen == cand:
@@ -451,11 +457,11 @@ class _Dedup:
     def resolve_fwds(self) -> None:
         """Point each remaining FWD at the only canonical struct/union of its name, if any."""
         by_name: dict[str, int] = {}
-        for type_id in range(1, len(self.types)):
+        for type_id in range(1, self.n):
             if self.kinds[type_id] in _COMPOSITE and self.map[type_id] == type_id:
                 name = str(self.shapes[type_id][1])
                 by_name[name] = 0 if name in by_name else type_id
-        for type_id in range(self.start_id, len(self.types)):
+        for type_id in range(self.start_id, self.n):
             if self.kinds[type_id] != _FWD or self.map[type_id] != type_id:
                 continue
             cand = by_name.get(str(self.shapes[type_id][1]))
@@ -490,7 +496,7 @@ class _Dedup:
                     stack.extend(reversed(pending))
                     continue
             stack.pop()
-            key = (shapes[type_id], tuple(resolve(r) for r in refs[type_id]))
+            key = (shapes[type_id], tuple([resolve(r) for r in refs[type_id]]))
             candidates = table.get(key)
             if candidates:
                 m[type_id] = candidates[0]
@@ -500,7 +506,7 @@ class _Dedup:
 
     def run(self) -> list[int]:
         """Run every stage; return the final id of each input id."""
-        end = len(self.types)
+        end = self.n
         own = range(self.start_id, end)
         kinds = self.kinds
         for type_id in own:
@@ -535,14 +541,45 @@ def dedup(source: BtfBuilder | Btf) -> tuple[BtfBuilder, list[int]]:
     stay valid.
     """
     types = source.types() if isinstance(source, BtfBuilder) else list(source)
-    state = _Dedup(types, source.base, source.start_id)
-    remap = state.run()
+    start_id = source.start_id
+    described: list[BtfType] = []
+    if source.base is not None:
+        described.extend(source.base[i] for i in range(1, start_id))
+    described.extend(types)
+    kinds: list[int] = [0]
+    shapes: list[tuple[Hashable, ...]] = [(0, "")]  # void: kind UNKN, no name
+    refs: list[tuple[int, ...]] = [()]
+    for t in described:
+        kinds.append(t.kind)
+        shapes.append(shape_of(t))
+        refs.append(dfs_refs(t))
+    remap, canonical = dedup_graph(kinds, shapes, refs, start_id)
     out = BtfBuilder(source.base)
     if isinstance(source, BtfBuilder):
         for text in source.extra_strings:
             out.add_string(text)
-    for type_id in range(source.start_id, source.end_id):
-        if state.map[type_id] == type_id:
-            t = types[type_id - source.start_id]
-            out.add(map_type_ids(t, remap.__getitem__))
+    for type_id in canonical:
+        out.add(map_type_ids(types[type_id - start_id], remap.__getitem__))
     return out, remap
+
+
+def dedup_graph(
+    kinds: list[int],
+    shapes: list[tuple[Hashable, ...]],
+    refs: list[tuple[int, ...]],
+    start_id: int = 1,
+) -> tuple[list[int], list[int]]:
+    """:func:`dedup` on types given as ``kinds``, ``shapes`` (:func:`shape_of`) and
+    ``refs`` (:func:`dfs_refs`), indexed by type id (index 0 is void: ``0``, ``(0, "")``,
+    ``()``; ids below ``start_id`` are the base's).
+
+    Returns ``remap`` (as :func:`dedup`'s) and the ids of the canonical types, in order:
+    the result's types are those, with their ids rewritten through ``remap``.  This is the
+    algorithm without any type object, so that a caller holding types under other ids (the
+    linker, with one id map per input) need not build renumbered copies of them first.
+    The lists are used in place and must not change during the call.
+    """
+    state = _Dedup(kinds, shapes, refs, start_id)
+    remap = state.run()
+    m = state.map
+    return remap, [i for i in range(start_id, len(kinds)) if m[i] == i]

@@ -10,7 +10,13 @@ The steps mirror libbpf's linker so that our type counts are never worse than bp
    its final symbol's offset (the strong copy's, when a strong definition overrides a weak
    one - bpftool 7.1 keeps the weak copy's offset here), statics keep their own offset plus
    their section's placement, and entries are sorted by offset as the kernel requires;
-3. the result is deduplicated with :func:`pybpf.btf.dedup.dedup`.
+3. the result is deduplicated with libbpf's algorithm (:mod:`pybpf.btf.dedup`).
+
+Steps 1 and 3 never build the appended BTF as renumbered type objects: each input type is
+handed to the deduplicator as its shape plus its referenced ids mapped through its input's
+id map, and only the types that survive deduplication (a few hundred out of tens of
+thousands, when many files share a header) are rebuilt, with their final ids.  The result is
+the same as deduplicating the appended BTF, id for id.
 
 The outcome is the final BTF plus, per input, a map from its type ids to final ids, which
 the ``.BTF.ext`` merge needs for func_info and CO-RE records.
@@ -18,10 +24,11 @@ the ``.BTF.ext`` merge needs for func_info and CO-RE records.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
-from pybpf.btf.builder import BtfBuilder, map_type_ids
-from pybpf.btf.dedup import dedup
+from pybpf.btf.builder import BtfBuilder, IdMap, map_type_ids
+from pybpf.btf.dedup import dedup_graph, dfs_refs, shape_of
 from pybpf.btf.types import (
     BtfDatasec,
     BtfDeclTag,
@@ -58,9 +65,8 @@ def _non_static(t: BtfType) -> bool:
     return False
 
 
-def deduplicate(builder: BtfBuilder) -> tuple[BtfBuilder, list[int]]:
-    """The one place the deduplicator is called (so it can be swapped or disabled)."""
-    return dedup(builder)
+def _compose(first: list[int], then: list[int]) -> IdMap:
+    return lambda type_id: then[first[type_id]]
 
 
 class _Merger:
@@ -68,11 +74,12 @@ class _Merger:
         self.inputs = [obj for obj in inputs if obj.btf is not None]
         self.layout = layout
         self.table = table
-        self.builder = BtfBuilder()
         self.type_maps: dict[int, list[int]] = {}
         self.glob_ids: dict[str, int] = {}
         self.slots: list[tuple[InputObject, int]] = []
         self.overrides: dict[tuple[int, int], BtfType] = {}
+        self.datasecs: list[BtfDatasec] = []
+        """Rebuilt DATASECs (in appended ids), which take the ids after the slots'."""
 
     # ------------------------------------------------------------------ step 1: type ids
 
@@ -90,19 +97,20 @@ class _Merger:
     def assign_ids(self) -> None:
         next_id = 1
         for obj in self.inputs:
-            btf = obj.btf
-            assert btf is not None
-            tmap = [0] * btf.end_id
-            types = list(zip(btf.type_ids(), btf, strict=True))
+            types = obj.types
+            tmap = [0] * (len(types) + 1)
             # Non-static VARs no symbol stands for (a second file's deduplicated license)
             # are dropped, with the decl tags on them.
-            dropped = {i for i, t in types if isinstance(t, BtfVar) and self._orphan(t)}
-            for type_id, t in types:
-                if isinstance(t, BtfDatasec) or type_id in dropped:
+            dropped = {
+                i for i, t in enumerate(types, 1) if t.__class__ is BtfVar and self._orphan(t)
+            }
+            for type_id, t in enumerate(types, 1):
+                cls = t.__class__
+                if cls is BtfDatasec or type_id in dropped:
                     continue
-                if isinstance(t, BtfDeclTag) and t.type in dropped:
+                if cls is BtfDeclTag and t.type in dropped:  # type: ignore[union-attr]
                     continue
-                if isinstance(t, BtfVar | BtfFunc) and _non_static(t):
+                if (cls is BtfVar or cls is BtfFunc) and _non_static(t):
                     g = self.table.globals.get(t.name)
                     if g is not None:
                         if t.name not in self.glob_ids:
@@ -153,12 +161,44 @@ class _Merger:
                     ref_proto.return_type, params, ref_proto.name
                 )
 
-    def materialize(self) -> None:
+    def _slot_type(self, obj: InputObject, type_id: int) -> BtfType:
+        return self.overrides.get((obj.index, type_id)) or obj.types[type_id - 1]
+
+    def dedup(self) -> tuple[BtfBuilder, list[int]]:
+        """Deduplicate the appended types (slots, then DATASECs); the result and id remap.
+
+        What :func:`pybpf.btf.dedup.dedup` would do with the appended BTF, built here from
+        the input types and their id maps directly.
+        """
+        kinds: list[int] = [0]
+        shapes: list[tuple[Hashable, ...]] = [(0, "")]
+        refs: list[tuple[int, ...]] = [()]
+        type_maps = self.type_maps
+        overrides = self.overrides
         for obj, type_id in self.slots:
-            btf = obj.btf
-            assert btf is not None
-            t = self.overrides.get((obj.index, type_id)) or btf[type_id]
-            self.builder.add(map_type_ids(t, self.type_maps[obj.index].__getitem__))
+            t = obj.types[type_id - 1]
+            if overrides:
+                t = overrides.get((obj.index, type_id), t)
+            tmap = type_maps[obj.index]
+            kinds.append(t.kind)
+            shapes.append(shape_of(t))
+            refs.append(tuple([tmap[r] for r in dfs_refs(t)]))
+        for ds in self.datasecs:
+            kinds.append(ds.kind)
+            shapes.append(shape_of(ds))
+            refs.append(dfs_refs(ds))
+        remap, canonical = dedup_graph(kinds, shapes, refs)
+        out = BtfBuilder()
+        n_slots = len(self.slots)
+        for new_id in canonical:
+            if new_id > n_slots:
+                out.add(map_type_ids(self.datasecs[new_id - n_slots - 1], remap.__getitem__))
+                continue
+            obj, type_id = self.slots[new_id - 1]
+            tmap = type_maps[obj.index]
+            t = self._slot_type(obj, type_id)
+            out.add(map_type_ids(t, _compose(tmap, remap)))
+        return out, remap
 
     # ------------------------------------------------------------------ step 2: DATASECs
 
@@ -198,9 +238,9 @@ class _Merger:
         for name, sec in self.layout.sections.items():
             if name in entries:
                 vars_ = sorted(entries[name], key=lambda v: v.offset)
-                self.builder.add(BtfDatasec(name, sec.size, tuple(vars_)))
+                self.datasecs.append(BtfDatasec(name, sec.size, tuple(vars_)))
         for name in ephemeral:
-            self.builder.add(BtfDatasec(name, 0, tuple(entries[name])))
+            self.datasecs.append(BtfDatasec(name, 0, tuple(entries[name])))
 
     def _global_entry(self, g: GlobalSymbol, info: BtfVarSecInfo) -> BtfVarSecInfo:
         type_id = self.glob_ids[g.name]
@@ -224,8 +264,7 @@ def merge_btf(inputs: list[InputObject], layout: Layout, table: SymbolTable) -> 
         return None
     merger.assign_ids()
     merger.patch_extern_protos()
-    merger.materialize()
     merger.add_datasecs()
-    final, remap = deduplicate(merger.builder)
+    final, remap = merger.dedup()
     type_maps = {index: [remap[i] for i in tmap] for index, tmap in merger.type_maps.items()}
     return MergedBtf(final, type_maps)

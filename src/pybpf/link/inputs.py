@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pybpf.btf.btf import Btf
 from pybpf.btf.ext import BtfExt
-from pybpf.btf.types import BtfDatasec, BtfFunc, BtfKind, BtfVar, FuncLinkage, VarLinkage
+from pybpf.btf.types import BtfDatasec, BtfFunc, BtfType, BtfVar, FuncLinkage, VarLinkage
 from pybpf.elf.constants import (
     SHN_UNDEF,
     BpfReloc,
@@ -65,6 +65,8 @@ class InputObject:
     content: list[Section] = field(default_factory=list)
     """Sections whose bytes go to the output (code and data), in file order."""
     globals_btf: dict[str, GlobalBtf] = field(default_factory=dict)
+    types: list[BtfType] = field(default_factory=list)
+    """Every type of ``btf``, decoded once when the input is checked: ``types[type_id - 1]``."""
     _datasecs: list[tuple[int, BtfDatasec]] | None = None
 
     def error(self, message: str) -> LinkError:
@@ -74,12 +76,10 @@ class InputObject:
         """Every DATASEC of this input's BTF with its type id, in id order (computed once)."""
         if self._datasecs is None:
             self._datasecs = []
-            if self.btf is not None:
-                for type_id in self.btf.type_ids():
-                    if self.btf.kind_of(type_id) == BtfKind.DATASEC:
-                        t = self.btf[type_id]
-                        assert isinstance(t, BtfDatasec)
-                        self._datasecs.append((type_id, t))
+            for type_id, t in enumerate(self.types, 1):
+                if t.__class__ is BtfDatasec:
+                    assert isinstance(t, BtfDatasec)
+                    self._datasecs.append((type_id, t))
         return self._datasecs
 
 
@@ -111,10 +111,10 @@ def load_input(index: int, path: str, data: bytes) -> InputObject:
     if elf.endian != "<":
         raise LinkError(f"{path}: big-endian BPF objects are not supported")
     try:
-        btf, ext = _load_btf(elf)
+        btf, types, ext = _load_btf(elf)
     except BpfError as exc:
         raise LinkError(f"{path}: bad BTF: {exc}") from None
-    obj = InputObject(index, path, elf, btf, ext)
+    obj = InputObject(index, path, elf, btf, ext, types=types)
     _check_sections(obj)
     _check_symbols(obj)
     _check_relocations(obj)
@@ -131,15 +131,16 @@ def load_file(index: int, path: str | Path) -> InputObject:
     return load_input(index, str(path), data)
 
 
-def _load_btf(elf: ElfFile) -> tuple[Btf | None, BtfExt | None]:
+def _load_btf(elf: ElfFile) -> tuple[Btf | None, list[BtfType], BtfExt | None]:
+    """The input's BTF, all its types decoded (every one is checked here, once), its .BTF.ext."""
     sec = elf.section(".BTF")
     if sec is None:
-        return None, None
+        return None, [], None
     btf = Btf.from_bytes(sec.data, file=elf.path, section=".BTF")
-    btf.validate()
+    types = btf.decoded()
     ext_sec = elf.section(".BTF.ext")
     ext = None if ext_sec is None else BtfExt.from_bytes(ext_sec.data, btf, file=elf.path)
-    return btf, ext
+    return btf, types, ext
 
 
 def _check_sections(obj: InputObject) -> None:
@@ -231,13 +232,11 @@ def _index_globals(obj: InputObject) -> dict[str, GlobalBtf]:
     btf = obj.btf
     if btf is None:
         return {}
+    types = obj.types
     free: dict[str, int] = {}
-    for type_id in btf.type_ids():
-        if btf.kind_of(type_id) in (BtfKind.VAR, BtfKind.FUNC):
-            t = btf[type_id]
-            assert isinstance(t, BtfVar | BtfFunc)
-            if _is_non_static(t):
-                free.setdefault(t.name, type_id)
+    for type_id, t in enumerate(types, 1):
+        if isinstance(t, BtfVar | BtfFunc) and _is_non_static(t):
+            free.setdefault(t.name, type_id)
     found: dict[str, GlobalBtf] = {}
     for _, sec in obj.datasecs():
         for info in sec.vars:
