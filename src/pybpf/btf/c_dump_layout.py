@@ -78,12 +78,14 @@ class Layout:
     structs hundreds of thousands of times.
     """
 
-    __slots__ = ("_align_cache", "btf", "ptr_size")
+    __slots__ = ("_align_cache", "_size_cache", "_types", "btf", "ptr_size")
 
     def __init__(self, btf: Btf, ptr_size: int = 8) -> None:
         self.btf = btf
         self.ptr_size = ptr_size
         self._align_cache: dict[int, int] = {}
+        self._size_cache: dict[int, int] = {}
+        self._types = btf.types_by_id
 
     def align_of(self, type_id: int) -> int:
         """Alignment in bytes like ``btf__align_of``; 0 when the type has none (void, func)."""
@@ -97,7 +99,7 @@ class Layout:
     def _compute_align(self, type_id: int, depth: int) -> int:
         if type_id == VOID or depth > MAX_RESOLVE_DEPTH:
             return 0
-        t = self.btf[type_id]
+        t = self._types[type_id]
         if isinstance(t, BtfInt | BtfEnum | BtfEnum64 | BtfFloat):
             return min(self.ptr_size, t.size)
         if isinstance(t, BtfPtr):
@@ -122,12 +124,23 @@ class Layout:
         return 0
 
     def resolve_size(self, type_id: int) -> int:
-        """Byte size like ``btf__resolve_size``; -1 when the type has no size."""
+        """Byte size like ``btf__resolve_size``; -1 when the type has no size.
+
+        Memoised like :meth:`align_of`: the dumper asks once per member it prints.
+        """
+        cached = self._size_cache.get(type_id)
+        if cached is not None:
+            return cached
+        size = self._compute_size(type_id)
+        self._size_cache[type_id] = size
+        return size
+
+    def _compute_size(self, type_id: int) -> int:
         nelems = 1
         for _ in range(MAX_RESOLVE_DEPTH):
             if type_id == VOID:
                 return -1
-            t = self.btf[type_id]
+            t = self._types[type_id]
             if isinstance(
                 t, BtfInt | BtfStruct | BtfUnion | BtfEnum | BtfEnum64 | BtfFloat | BtfDatasec
             ):

@@ -13,6 +13,7 @@ bpftool does with ``-B base``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from pybpf.btf.btf import Btf
 from pybpf.btf.types import (
@@ -62,66 +63,119 @@ def _name(name: str) -> str:
     return name or "(anon)"
 
 
-def _struct(t: BtfStruct | BtfUnion) -> str:
+def _struct(btf: Btf, t: BtfStruct | BtfUnion) -> str:
     lines = [f" size={t.size} vlen={len(t.members)}"]
+    append = lines.append
     for m in t.members:
-        line = f"\t'{_name(m.name)}' type_id={m.type} bits_offset={m.offset}"
         if m.bitfield_size:
-            line += f" bitfield_size={m.bitfield_size}"
-        lines.append(line)
+            append(
+                f"\t'{m.name or '(anon)'}' type_id={m.type} bits_offset={m.offset}"
+                f" bitfield_size={m.bitfield_size}"
+            )
+        else:
+            append(f"\t'{m.name or '(anon)'}' type_id={m.type} bits_offset={m.offset}")
     return "\n".join(lines)
+
+
+def _func_proto(btf: Btf, t: BtfFuncProto) -> str:
+    lines = [f" ret_type_id={t.return_type} vlen={len(t.params)}"]
+    lines.extend([f"\t'{p.name or '(anon)'}' type_id={p.type}" for p in t.params])
+    return "\n".join(lines)
+
+
+def _func(btf: Btf, t: BtfFunc) -> str:
+    return f" type_id={t.type} linkage={_FUNC_LINKAGE[t.linkage]}"
+
+
+def _int(btf: Btf, t: BtfInt) -> str:
+    encoding = _INT_ENCODING.get(t.encoding, "UNKN")
+    return f" size={t.size} bits_offset={t.bits_offset} nr_bits={t.nr_bits} encoding={encoding}"
+
+
+def _array(btf: Btf, t: BtfArray) -> str:
+    return f" type_id={t.type} index_type_id={t.index_type} nr_elems={t.nelems}"
+
+
+def _enum(btf: Btf, t: BtfEnum | BtfEnum64) -> str:
+    suffix = "" if isinstance(t, BtfEnum) else ("LL" if t.signed else "ULL")
+    lines = [f" encoding={'SIGNED' if t.signed else 'UNSIGNED'} size={t.size} vlen={len(t.values)}"]
+    lines.extend([f"\t'{v.name or '(anon)'}' val={v.value}{suffix}" for v in t.values])
+    return "\n".join(lines)
+
+
+def _fwd(btf: Btf, t: BtfFwd) -> str:
+    return f" fwd_kind={'union' if t.is_union else 'struct'}"
+
+
+def _var(btf: Btf, t: BtfVar) -> str:
+    return f" type_id={t.type}, linkage={_VAR_LINKAGE[t.linkage]}"
+
+
+def _datasec(btf: Btf, t: BtfDatasec) -> str:
+    lines = [f" size={t.size} vlen={len(t.vars)}"]
+    for v in t.vars:
+        # Type ids are range-checked when the DATASEC is decoded, so bpftool's
+        # "print the target only if the id is valid" condition always holds here.
+        target = f"{_KIND_NAME[btf.kind_of(v.type)]} '{_name(btf.name_of(v.type))}'"
+        lines.append(f"\ttype_id={v.type} offset={v.offset} size={v.size} ({target})")
+    return "\n".join(lines)
+
+
+def _float(btf: Btf, t: BtfFloat) -> str:
+    return f" size={t.size}"
+
+
+def _decl_tag(btf: Btf, t: BtfDeclTag) -> str:
+    return f" type_id={t.type} component_idx={t.component_idx}"
+
+
+def _reference(btf: Btf, t: BtfType) -> str:
+    """PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG: a reference and nothing else."""
+    assert not isinstance(t, _NOT_REFERENCES)
+    return f" type_id={t.type}"
+
+
+_NOT_REFERENCES = (
+    BtfStruct | BtfUnion | BtfFuncProto | BtfFunc | BtfInt | BtfArray | BtfEnum | BtfEnum64
+    | BtfFwd | BtfVar | BtfDatasec | BtfFloat | BtfDeclTag
+)
+
+_BODY: dict[type, Callable[[Btf, Any], str]] = {
+    BtfStruct: _struct,
+    BtfUnion: _struct,
+    BtfFuncProto: _func_proto,
+    BtfFunc: _func,
+    BtfInt: _int,
+    BtfArray: _array,
+    BtfEnum: _enum,
+    BtfEnum64: _enum,
+    BtfFwd: _fwd,
+    BtfVar: _var,
+    BtfDatasec: _datasec,
+    BtfFloat: _float,
+    BtfDeclTag: _decl_tag,
+}
+"""The formatter of each kind's tail, found by the type's class: one dict lookup per record
+instead of a chain of ``isinstance`` tests (this runs 127,000 times for vmlinux)."""
 
 
 def _body(btf: Btf, t: BtfType) -> str:
     """Everything bpftool prints after ``[id] KIND 'name'`` (no trailing newline)."""
-    if isinstance(t, BtfStruct | BtfUnion):
-        return _struct(t)
-    if isinstance(t, BtfFuncProto):
-        parts = [f" ret_type_id={t.return_type} vlen={len(t.params)}"]
-        parts.extend(f"\t'{_name(p.name)}' type_id={p.type}" for p in t.params)
-        return "\n".join(parts)
-    if isinstance(t, BtfFunc):
-        return f" type_id={t.type} linkage={_FUNC_LINKAGE[t.linkage]}"
-    if isinstance(t, BtfInt):
-        encoding = _INT_ENCODING.get(t.encoding, "UNKN")
-        return f" size={t.size} bits_offset={t.bits_offset} nr_bits={t.nr_bits} encoding={encoding}"
-    if isinstance(t, BtfArray):
-        return f" type_id={t.type} index_type_id={t.index_type} nr_elems={t.nelems}"
-    if isinstance(t, BtfEnum | BtfEnum64):
-        suffix = "" if isinstance(t, BtfEnum) else ("LL" if t.signed else "ULL")
-        parts = [
-            f" encoding={'SIGNED' if t.signed else 'UNSIGNED'} size={t.size} vlen={len(t.values)}"
-        ]
-        parts.extend(f"\t'{_name(v.name)}' val={v.value}{suffix}" for v in t.values)
-        return "\n".join(parts)
-    if isinstance(t, BtfFwd):
-        return f" fwd_kind={'union' if t.is_union else 'struct'}"
-    if isinstance(t, BtfVar):
-        return f" type_id={t.type}, linkage={_VAR_LINKAGE[t.linkage]}"
-    if isinstance(t, BtfDatasec):
-        parts = [f" size={t.size} vlen={len(t.vars)}"]
-        for v in t.vars:
-            # Type ids are range-checked when the DATASEC is decoded, so bpftool's
-            # "print the target only if the id is valid" condition always holds here.
-            target = f"{_KIND_NAME[btf.kind_of(v.type)]} '{_name(btf.name_of(v.type))}'"
-            parts.append(f"\ttype_id={v.type} offset={v.offset} size={v.size} ({target})")
-        return "\n".join(parts)
-    if isinstance(t, BtfFloat):
-        return f" size={t.size}"
-    if isinstance(t, BtfDeclTag):
-        return f" type_id={t.type} component_idx={t.component_idx}"
-    # PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG: a reference and nothing else.
-    return f" type_id={t.type}"
+    return _BODY.get(type(t), _reference)(btf, t)
 
 
 def dump_raw_records(btf: Btf) -> list[str]:
     """One string per type, each exactly one bpftool record without its final newline."""
+    btf.validate()  # decodes in id order, as this loop would, with strings converted in bulk
+    types = btf.types_by_id
+    body = _BODY.get
+    kind_name = _KIND_NAME
     lines: list[str] = []
     append = lines.append
-    kind_name: Callable[[BtfKind], str] = _KIND_NAME.__getitem__
     for type_id in btf.type_ids():
-        t = btf[type_id]
-        append(f"[{type_id}] {kind_name(t.kind)} '{_name(t.name)}'{_body(btf, t)}")
+        t = types[type_id]
+        tail = body(type(t), _reference)(btf, t)
+        append(f"[{type_id}] {kind_name[t.kind]} '{t.name or '(anon)'}'{tail}")
     return lines
 
 
