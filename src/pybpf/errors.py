@@ -47,15 +47,6 @@ class FormatError(BpfError):
         parts.append(message)
         super().__init__(": ".join(parts))
 
-    def located(self, *, file: str | None = None, section: str | None = None) -> FormatError:
-        """Return a copy of this error with a file/section filled in where missing."""
-        return type(self)(
-            self.reason,
-            file=self.file or file,
-            section=self.section or section,
-            offset=self.offset,
-        )
-
 
 class ElfError(FormatError):
     """Truncated, corrupt or non-BPF ELF."""

@@ -68,7 +68,7 @@ MAX_RESOLVE_DEPTH = 32
 """libbpf gives up resolving after 32 modifier/typedef hops; a longer chain is a cycle."""
 
 # Size of the data that follows the 12-byte common header, as (fixed bytes, bytes per vlen).
-_EXTRA_SIZE: dict[int, tuple[int, int]] = {
+RECORD_TAIL_SIZE: dict[int, tuple[int, int]] = {
     BtfKind.INT: (4, 0),
     BtfKind.PTR: (0, 0),
     BtfKind.ARRAY: (12, 0),
@@ -92,7 +92,7 @@ _EXTRA_SIZE: dict[int, tuple[int, int]] = {
 _FIXED = [0] * 32
 _PER_VLEN = [0] * 32
 _KNOWN = [False] * 32
-for _kind, (_fixed, _per) in _EXTRA_SIZE.items():
+for _kind, (_fixed, _per) in RECORD_TAIL_SIZE.items():
     _FIXED[_kind] = _fixed
     _PER_VLEN[_kind] = _per
     _KNOWN[_kind] = True

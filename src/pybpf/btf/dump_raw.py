@@ -159,11 +159,6 @@ _BODY: dict[type, Callable[[Btf, Any], str]] = {
 instead of a chain of ``isinstance`` tests (this runs 127,000 times for vmlinux)."""
 
 
-def _body(btf: Btf, t: BtfType) -> str:
-    """Everything bpftool prints after ``[id] KIND 'name'`` (no trailing newline)."""
-    return _BODY.get(type(t), _reference)(btf, t)
-
-
 def dump_raw_records(btf: Btf) -> list[str]:
     """One string per type, each exactly one bpftool record without its final newline."""
     btf.validate()  # decodes in id order, as this loop would, with strings converted in bulk

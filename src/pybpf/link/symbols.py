@@ -89,7 +89,6 @@ class SymbolTable:
 
     globals: dict[str, GlobalSymbol]
     locals: list[OutSymbol]
-    section_symbols: dict[str, OutSymbol]
     by_input: dict[tuple[int, int], OutSymbol]
 
     def output_symbols(self) -> list[OutSymbol]:
@@ -215,7 +214,7 @@ def _build_table(
             out = _map_symbol(obj, sym, layout, globals_, locals_, section_syms)
             if out is not None:
                 by_input[(obj.index, sym.index)] = out
-    return SymbolTable(globals_, locals_, section_syms, by_input)
+    return SymbolTable(globals_, locals_, by_input)
 
 
 def _global_out(g: GlobalSymbol, layout: Layout) -> OutSymbol:

@@ -19,6 +19,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from pybpf.btf.btf import BTF_MAGIC, BTF_VERSION, RECORD_TAIL_SIZE
+from pybpf.btf.types import BtfKind, FuncLinkage, VarLinkage
 from pybpf.errors import LoadError
 from pybpf.obj.spec import ExternKind, ExternSpec, ObjectSpec
 
@@ -27,20 +29,6 @@ _TYPE = struct.Struct("<III")
 _U32 = struct.Struct("<I")
 _VSI = struct.Struct("<III")
 
-# BTF kinds, as in include/uapi/linux/btf.h
-INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF = 1, 2, 3, 4, 5, 6, 7, 8
-VOLATILE, CONST, RESTRICT, FUNC, FUNC_PROTO, VAR, DATASEC = 9, 10, 11, 12, 13, 14, 15
-FLOAT, DECL_TAG, TYPE_TAG, ENUM64 = 16, 17, 18, 19
-
-_EXTRA = {  # bytes after the 12-byte header: (fixed, per vlen entry)
-    INT: (4, 0), PTR: (0, 0), ARRAY: (12, 0), STRUCT: (0, 12), UNION: (0, 12),
-    ENUM: (0, 8), FWD: (0, 0), TYPEDEF: (0, 0), VOLATILE: (0, 0), CONST: (0, 0),
-    RESTRICT: (0, 0), FUNC: (0, 0), FUNC_PROTO: (0, 8), VAR: (4, 0), DATASEC: (0, 12),
-    FLOAT: (0, 0), DECL_TAG: (4, 0), TYPE_TAG: (0, 0), ENUM64: (0, 12),
-}  # fmt: skip
-
-VAR_STATIC, VAR_GLOBAL_ALLOCATED, VAR_GLOBAL_EXTERN = 0, 1, 2
-FUNC_STATIC, FUNC_GLOBAL = 0, 1
 KCONFIG_SECTION = ".kconfig"
 KSYMS_SECTION = ".ksyms"
 
@@ -99,7 +87,7 @@ class _RawBtf:
     def __init__(self, data: bytes) -> None:
         fields = _HEADER.unpack_from(data, 0)
         magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = fields
-        if magic != 0xEB9F or version != 1:
+        if magic != BTF_MAGIC or version != BTF_VERSION:
             raise LoadError("only little-endian BTF version 1 can be loaded here")
         self.hdr_len = hdr_len
         self.types = bytearray(data[hdr_len + type_off : hdr_len + type_off + type_len])
@@ -111,7 +99,7 @@ class _RawBtf:
             self.pos.append(at)
             _name, info, _size = _TYPE.unpack_from(self.types, at)
             kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-            fixed, per = _EXTRA.get(kind, (-1, 0))
+            fixed, per = RECORD_TAIL_SIZE.get(kind, (-1, 0))
             if fixed < 0:
                 raise LoadError(f"BTF type #{len(self.pos) - 1} has unknown kind {kind}")
             at += _TYPE.size + fixed + per * vlen
@@ -166,7 +154,7 @@ class _RawBtf:
     def find_int32(self) -> int:
         for type_id in range(1, self.count()):
             head = self.header(type_id)
-            if head.kind == INT and head.size == 4:
+            if head.kind == BtfKind.INT and head.size == 4:
                 return type_id
         raise LoadError("BTF has no 32-bit integer type to describe .ksyms externs")
 
@@ -180,8 +168,8 @@ class _RawBtf:
     def add_var(self, name: str, type_id: int) -> int:
         """Append a global allocated VAR; returns its type id."""
         self.pos.append(len(self.types))
-        self.types += _TYPE.pack(self.add_string(name), _info(VAR, 0), type_id)
-        self.types += _U32.pack(VAR_GLOBAL_ALLOCATED)
+        self.types += _TYPE.pack(self.add_string(name), _info(BtfKind.VAR, 0), type_id)
+        self.types += _U32.pack(VarLinkage.GLOBAL_ALLOCATED)
         return len(self.pos) - 1
 
     def add_string(self, text: str) -> int:
@@ -230,7 +218,7 @@ def _fixup_datasecs(raw: _RawBtf, obj: ObjectSpec) -> None:
     kconfig_size = next((m.value_size for m in obj.maps if m.section_name == KCONFIG_SECTION), 0)
     for type_id in range(1, raw.count()):
         name_off, kind, vlen, size, kind_flag = raw.header(type_id)
-        if kind != DATASEC:
+        if kind != BtfKind.DATASEC:
             continue
         name = raw.string(name_off)
         vsis = raw.vsis(type_id)
@@ -249,7 +237,7 @@ def _fixup_datasecs(raw: _RawBtf, obj: ObjectSpec) -> None:
             ]
         vsis.sort(key=lambda vsi: vsi[1])
         raw.set_vsis(type_id, vsis)
-        raw.set_header(type_id, name_off, _info(DATASEC, vlen, kind_flag), size)
+        raw.set_header(type_id, name_off, _info(BtfKind.DATASEC, vlen, kind_flag), size)
 
 
 def _var_offset(
@@ -263,7 +251,7 @@ def _var_offset(
     if var_id in known:
         return known[var_id]
     head = raw.header(var_id)
-    if head.kind != VAR or raw.u32(var_id, 0) == VAR_STATIC:
+    if head.kind != BtfKind.VAR or raw.u32(var_id, 0) == VarLinkage.STATIC:
         return offset
     sym = obj.elf.symbol_named(raw.string(head.name_off))
     elf_section = obj.elf.section(section)
@@ -279,8 +267,8 @@ def _fixup_kconfig(
     for var_id, offset, size in vsis:
         head = raw.header(var_id)
         ext = kconfig.get(raw.string(head.name_off))
-        if head.kind == VAR and ext is not None:
-            raw.set_u32(var_id, 0, VAR_GLOBAL_ALLOCATED)
+        if head.kind == BtfKind.VAR and ext is not None:
+            raw.set_u32(var_id, 0, VarLinkage.GLOBAL_ALLOCATED)
             offset, size = ext.offset, ext.size
         out.append((var_id, offset, size))
     return out
@@ -299,15 +287,17 @@ def _fixup_ksyms(
     for i, (var_id, _offset, _size) in enumerate(vsis):
         head = raw.header(var_id)
         entry = var_id
-        if head.kind == VAR:
-            raw.set_header(var_id, head.name_off, _info(VAR, 0), int32)
-            raw.set_u32(var_id, 0, VAR_GLOBAL_ALLOCATED)
-        elif head.kind == FUNC:
+        if head.kind == BtfKind.VAR:
+            raw.set_header(var_id, head.name_off, _info(BtfKind.VAR, 0), int32)
+            raw.set_u32(var_id, 0, VarLinkage.GLOBAL_ALLOCATED)
+        elif head.kind == BtfKind.FUNC:
             # A kfunc declaration: the kernel wants a global FUNC with named parameters,
             # and only VARs in a DATASEC; a dummy VAR takes the FUNC's place there.
             if dummy == 0:
                 dummy = raw.add_var("dummy_ksym", int32)
-            raw.set_header(var_id, head.name_off, _info(FUNC, FUNC_GLOBAL), head.size)
+            raw.set_header(
+                var_id, head.name_off, _info(BtfKind.FUNC, FuncLinkage.GLOBAL), head.size
+            )
             _name_params(raw, head.size, raw.header(dummy).name_off)
             entry = dummy
         out.append((entry, i * 4, 4))
@@ -315,7 +305,7 @@ def _fixup_ksyms(
 
 
 def _name_params(raw: _RawBtf, proto_id: int, name_off: int) -> None:
-    if raw.header(proto_id).kind != FUNC_PROTO:
+    if raw.header(proto_id).kind != BtfKind.FUNC_PROTO:
         return
     for i, (param_name, param_type) in enumerate(raw.pairs(proto_id, 8)):
         if param_name == 0 and param_type != 0:
@@ -331,21 +321,23 @@ def _sanitize(raw: _RawBtf, f: BtfFeatures) -> None:
     anon_param = 0
     for type_id in range(1, raw.count()):
         name_off, kind, vlen, size, _ = raw.header(type_id)
-        if (not f.datasec and kind == VAR) or (not f.decl_tag and kind == DECL_TAG):
+        if (not f.datasec and kind == BtfKind.VAR) or (not f.decl_tag and kind == BtfKind.DECL_TAG):
             # 1-byte INT: never bigger than what it stands for, which the kernel checks.
-            raw.set_header(type_id, name_off, _info(INT, 0), 1)
+            raw.set_header(type_id, name_off, _info(BtfKind.INT, 0), 1)
             raw.set_u32(type_id, 0, 8)
-        elif not f.datasec and kind == DATASEC:
+        elif not f.datasec and kind == BtfKind.DATASEC:
             raw.rename_chars(name_off, dot_to_underscore)
             members = []
             for var_id, offset, _size in raw.vsis(type_id):
                 var_name_off = raw.header(var_id)[0]
                 members.append((var_name_off, var_id, offset * 8))
             raw.set_vsis(type_id, members)
-            raw.set_header(type_id, name_off, _info(STRUCT, vlen), size)
-        elif not f.qmark_datasec and kind == DATASEC and raw.string(name_off).startswith("?"):
+            raw.set_header(type_id, name_off, _info(BtfKind.STRUCT, vlen), size)
+        elif (
+            not f.qmark_datasec and kind == BtfKind.DATASEC and raw.string(name_off).startswith("?")
+        ):
             raw.rename_chars(name_off, {ord("?"): ord("_")})
-        elif not f.func and kind == FUNC_PROTO:
+        elif not f.func and kind == BtfKind.FUNC_PROTO:
             # Parameters become enumerators named after them; unnamed ones (function
             # pointer types) need a name, or a kernel that checks enumerator names refuses.
             params = raw.pairs(type_id, 8)
@@ -354,18 +346,18 @@ def _sanitize(raw: _RawBtf, f: BtfFeatures) -> None:
                     if anon_param == 0:
                         anon_param = raw.add_string("__pybpf_anon_param")
                     raw.set_u32(type_id, i * 8, anon_param)
-            raw.set_header(type_id, name_off, _info(ENUM, vlen), 4)
-        elif not f.func and kind == FUNC:
-            raw.set_header(type_id, name_off, _info(TYPEDEF, 0), size)
-        elif not f.func_global and kind == FUNC:
-            raw.set_header(type_id, name_off, _info(FUNC, FUNC_STATIC), size)
-        elif not f.float and kind == FLOAT:
-            raw.set_header(type_id, 0, _info(STRUCT, 0), size)
-        elif not f.type_tag and kind == TYPE_TAG:
-            raw.set_header(type_id, 0, _info(CONST, 0), size)
-        elif not f.enum64 and kind == ENUM:
-            raw.set_header(type_id, name_off, _info(ENUM, vlen), size)
-        elif not f.enum64 and kind == ENUM64:
+            raw.set_header(type_id, name_off, _info(BtfKind.ENUM, vlen), 4)
+        elif not f.func and kind == BtfKind.FUNC:
+            raw.set_header(type_id, name_off, _info(BtfKind.TYPEDEF, 0), size)
+        elif not f.func_global and kind == BtfKind.FUNC:
+            raw.set_header(type_id, name_off, _info(BtfKind.FUNC, FuncLinkage.STATIC), size)
+        elif not f.float and kind == BtfKind.FLOAT:
+            raw.set_header(type_id, 0, _info(BtfKind.STRUCT, 0), size)
+        elif not f.type_tag and kind == BtfKind.TYPE_TAG:
+            raw.set_header(type_id, 0, _info(BtfKind.CONST, 0), size)
+        elif not f.enum64 and kind == BtfKind.ENUM:
+            raw.set_header(type_id, name_off, _info(BtfKind.ENUM, vlen), size)
+        elif not f.enum64 and kind == BtfKind.ENUM64:
             raise LoadError(
                 f"BTF type #{type_id}: this kernel lacks ENUM64 and pybpf does not rewrite it"
             )
