@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ctypes
 import keyword
+import re
+from collections.abc import Container
 from typing import Any
 
 from pybpf.btf.btf import Btf
@@ -42,9 +44,35 @@ _UNSIGNED = {1: ctypes.c_uint8, 2: ctypes.c_uint16, 4: ctypes.c_uint32, 8: ctype
 _FLOATS = {4: ctypes.c_float, 8: ctypes.c_double}
 
 
+_NOT_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
+_CTYPES_NAMES = frozenset(
+    name for cls in (ctypes.Structure, ctypes.Union) for name in (*dir(cls), *dir(type(cls)))
+) | {"_fields_", "_pack_", "_align_", "_anonymous_", "_layout_", "_swappedbytes_"}
+"""What a member must not be called: ctypes' own attributes of a class or its metaclass
+(``from_buffer``, ``_fields_``, ``__init__``...), which a field of that name would hide."""
+
+
+def python_name(name: str, reserved: Container[str] = frozenset()) -> str:
+    """``name`` as an ASCII Python identifier, deterministically.
+
+    BTF names are arbitrary bytes (a crafted object's member can be called ``a.b`` or ``class``,
+    or not be UTF-8), but they become attribute names here and in generated modules.  Every
+    character but ASCII letters, digits and ``_`` becomes ``_`` (ASCII only, so that Python's
+    NFKC folding of identifiers cannot merge two names), a leading digit or an empty name gets
+    a ``_`` in front, and a keyword or a ``reserved`` name gets ``_`` appended until it is
+    neither.  A C identifier that is not a keyword comes back unchanged.
+    """
+    base = _NOT_IDENTIFIER.sub("_", name)
+    if not base or base[0].isdigit():
+        base = "_" + base
+    while keyword.iskeyword(base) or base in reserved:
+        base += "_"
+    return base
+
+
 def _field_name(name: str, taken: set[str]) -> str:
-    """A usable, unique attribute name (ctypes rejects duplicates; keywords need a suffix)."""
-    base = name + "_" if keyword.iskeyword(name) else name
+    """A usable, unique attribute name (ctypes rejects duplicates)."""
+    base = python_name(name, _CTYPES_NAMES)
     candidate, n = base, 1
     while candidate in taken:
         n += 1
@@ -139,7 +167,7 @@ class CTypesBuilder:
             return self._composite(type_id, t)
         if isinstance(t, BtfFwd):
             raise BtfError(
-                f"type #{type_id}: '{t.name}' is only forward-declared; its layout is unknown",
+                f"type #{type_id}: {t.name!r} is only forward-declared; its layout is unknown",
                 file=self.btf.file,
             )
         if isinstance(t, BtfFuncProto):
@@ -161,7 +189,8 @@ class CTypesBuilder:
     def _composite(self, type_id: int, t: BtfStruct | BtfUnion) -> CType:
         is_union = isinstance(t, BtfUnion)
         base: type = ctypes.Union if is_union else ctypes.Structure
-        name = t.name or f"anon_{type_id}"
+        # type() needs a name it can encode (one that was not UTF-8 would raise).
+        name = python_name(t.name) if t.name else f"anon_{type_id}"
         fields: list[tuple[str, CType]] = []
         anonymous: list[str] = []
         bitfields: list[_Bitfield] = []
@@ -169,6 +198,7 @@ class CTypesBuilder:
         taken: set[str] = set()
         cursor = 0  # next free byte (structs only)
         pad_index = 0
+        unnamed = 0
 
         def add_padding(upto: int) -> None:
             nonlocal cursor, pad_index
@@ -185,7 +215,7 @@ class CTypesBuilder:
                 continue
             if member.offset % 8:
                 raise BtfError(
-                    f"type #{type_id}: member '{member.name}' at bit {member.offset} is not "
+                    f"type #{type_id}: member {member.name!r} at bit {member.offset} is not "
                     "byte-aligned",
                     file=self.btf.file,
                 )
@@ -194,14 +224,20 @@ class CTypesBuilder:
             if not is_union:
                 if byte_offset < cursor:
                     raise BtfError(
-                        f"type #{type_id}: member '{member.name}' overlaps the previous member",
+                        f"type #{type_id}: member {member.name!r} overlaps the previous member",
                         file=self.btf.file,
                     )
                 add_padding(byte_offset)
                 cursor = byte_offset + ctypes.sizeof(ctype)
-            field = _field_name(member.name or f"_anon{len(anonymous)}", taken)
-            if not member.name:
-                anonymous.append(field)
+            if member.name:
+                field = _field_name(member.name, taken)
+            else:
+                # Only a struct or union can be anonymous (its members read as the outer
+                # type's); an unnamed scalar is just a field without a C name.
+                field = _field_name(f"_anon{unnamed}", taken)
+                unnamed += 1
+                if isinstance(ctype, type) and issubclass(ctype, ctypes.Structure | ctypes.Union):
+                    anonymous.append(field)
             fields.append((field, ctype))
             expected_offsets[field] = byte_offset
         if is_union:
@@ -213,7 +249,9 @@ class CTypesBuilder:
         namespace: dict[str, Any] = {"_pack_": 1, "_layout_": "ms", "_fields_": fields}
         if anonymous:
             namespace["_anonymous_"] = anonymous
-        namespace["__doc__"] = f"{'union' if is_union else 'struct'} {t.name or '(anon)'}"
+        # The docstring too must encode: bytes that were not UTF-8 are shown as escapes.
+        shown = t.name.encode("utf-8", "backslashreplace").decode() if t.name else "(anon)"
+        namespace["__doc__"] = f"{'union' if is_union else 'struct'} {shown}"
         cls = type(name, (base,), namespace)
         for bf in bitfields:
             setattr(cls, bf.name, bf)
@@ -245,7 +283,7 @@ class CTypesBuilder:
     ) -> None:
         if ctypes.sizeof(cls) != t.size:
             raise BtfError(
-                f"type #{type_id}: ctypes layout of '{t.name}' is {ctypes.sizeof(cls)} bytes, "
+                f"type #{type_id}: ctypes layout of {t.name!r} is {ctypes.sizeof(cls)} bytes, "
                 f"BTF says {t.size}",
                 file=self.btf.file,
             )
@@ -253,7 +291,7 @@ class CTypesBuilder:
             actual = getattr(cls, field).offset
             if actual != expected:
                 raise BtfError(
-                    f"type #{type_id}: member '{field}' of '{t.name}' at byte {actual}, "
+                    f"type #{type_id}: member {field!r} of {t.name!r} at byte {actual}, "
                     f"BTF says {expected}",
                     file=self.btf.file,
                 )

@@ -7,7 +7,14 @@ The C generators reproduce ``bpftool gen skeleton`` / ``bpftool gen subskeleton`
 of ``pybpf gen skeleton|subskeleton``.  Where bpftool's output would be wrong, pybpf departs
 from it on purpose:
 
-- a name that is not a C identifier (given, or derived from the file name) is refused;
+- an object name that is not a C identifier (given, or derived from the file name) is refused,
+  and so is one that is a C keyword;
+- a name the header declares (a program, a map, a variable, or a name spelled out in a
+  variable's type) that is not a C identifier, or two that become the same identifier, is
+  refused with the symbol named: bpftool pastes them in, giving a header that does not compile
+  or that says more than the object meant;
+- names written into string literals (map, program and variable names libbpf looks up) are
+  escaped: quotes, backslashes, ``?`` and bytes outside printable ASCII become octal escapes;
 - an object with global data but no BTF is refused (bpftool's header would not compile);
 - a linked object whose DATASEC disagrees with the symbol table about a global's offset (the
   weak-then-strong linker fault) is described by the symbol table, which the BPF code uses;

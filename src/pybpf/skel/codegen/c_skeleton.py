@@ -20,6 +20,7 @@ from pybpf.errors import CodegenError
 from pybpf.skel.codegen.c_common import (
     ObjectSource,
     as_elf,
+    check_c_names,
     datasec_struct,
     find_datasec_for_map,
     header_guard,
@@ -29,7 +30,7 @@ from pybpf.skel.codegen.c_common import (
     progs_skeleton,
     render,
     resolve_object_name,
-    sanitize_identifier,
+    var_ident,
 )
 from pybpf.skel.codegen.libbpf_view import OpenedObject, open_object
 
@@ -238,6 +239,7 @@ def generate_c_skeleton(source: ObjectSource, name: str | None = None) -> str:
     obj = open_object(elf, btf, obj_name)
     if btf is None:
         _refuse_without_btf(obj, elf.path)
+    check_c_names(obj, btf, elf.path)
     out: list[str] = [render(_HEAD, obj=obj_name, guard=header_guard(obj_name, "SKEL_H"))]
     idents = [(m, ident) for m in obj.maps if (ident := map_ident(m)) is not None]
     if idents:
@@ -260,7 +262,7 @@ def generate_c_skeleton(source: ObjectSource, name: str | None = None) -> str:
     out.append(hex_literal(elf.data))
     out.append(render(_TAIL, obj=obj_name))
     if btf is not None:
-        out.extend(_asserts(obj, btf, obj_name))
+        out.extend(_asserts(obj, btf, obj_name, elf.path))
     out.append(f"\n#endif /* {header_guard(obj_name, 'SKEL_H')} */\n")
     return "".join(out)
 
@@ -272,7 +274,7 @@ def _refuse_without_btf(obj: OpenedObject, path: str | None) -> None:
     if sections:
         raise CodegenError(
             f"{path or '<bytes>'}: object has no BTF to describe its global data "
-            f"({', '.join(sections)}); compile it with -g"
+            f"({', '.join(map(repr, sections))}); compile it with -g"
         )
 
 
@@ -287,7 +289,7 @@ def _datasecs(obj: OpenedObject, btf: Btf, obj_name: str, path: str | None) -> l
             lines.append(f"\tstruct {obj_name}__{ident} {{\n")
             lines.append(f"\t}} *{ident};\n")
         else:
-            lines.extend(datasec_struct(btf, dumper, sec, obj_name, path))
+            lines.extend(datasec_struct(btf, dumper, sec, ident, obj_name, path))
     return lines
 
 
@@ -309,7 +311,7 @@ def hex_literal(data: bytes) -> str:
     return "".join(parts)
 
 
-def _asserts(obj: OpenedObject, btf: Btf, obj_name: str) -> list[str]:
+def _asserts(obj: OpenedObject, btf: Btf, obj_name: str, path: str | None) -> list[str]:
     """Static asserts on the size of every exposed variable, checked by the host compiler."""
     layout = Layout(btf)
     lines = [render(_ASSERT_HEAD, obj=obj_name)]
@@ -323,10 +325,10 @@ def _asserts(obj: OpenedObject, btf: Btf, obj_name: str) -> list[str]:
             size = layout.resolve_size(var.type_id)
             if size < 0:
                 continue
-            var_ident = sanitize_identifier(var.name)
+            member = var_ident(var, path)
             lines.append(
-                f"\t_Static_assert(sizeof(s->{ident}->{var_ident}) == {size}, "
-                f"\"unexpected size of '{var_ident}'\");\n"
+                f"\t_Static_assert(sizeof(s->{ident}->{member}) == {size}, "
+                f"\"unexpected size of '{member}'\");\n"
             )
     lines.append(_ASSERT_TAIL)
     return lines

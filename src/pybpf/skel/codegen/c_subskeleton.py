@@ -20,6 +20,8 @@ from pybpf.errors import CodegenError
 from pybpf.skel.codegen.c_common import (
     ObjectSource,
     as_elf,
+    c_string,
+    check_c_names,
     datasec_ident,
     find_datasec_for_map,
     header_guard,
@@ -29,6 +31,7 @@ from pybpf.skel.codegen.c_common import (
     progs_skeleton,
     render,
     resolve_object_name,
+    var_ident,
 )
 from pybpf.skel.codegen.libbpf_view import (
     KCONFIG_SEC,
@@ -145,6 +148,7 @@ def generate_c_subskeleton(source: ObjectSource, name: str | None = None) -> str
     # An empty object name makes global-data map names equal their section names, which is
     # how the subskeleton finds them again in whatever object the library ends up in.
     obj = open_object(elf, btf, "")
+    check_c_names(obj, btf, elf.path)
     guard = header_guard(obj_name, "SUBSKEL_H")
     out = [render(_HEAD, obj=obj_name, guard=guard)]
     idents = [ident for m in obj.maps if (ident := map_ident(m)) is not None]
@@ -156,14 +160,15 @@ def generate_c_subskeleton(source: ObjectSource, name: str | None = None) -> str
         out.append("\tstruct {\n")
         out.extend(f"\t\tstruct bpf_program *{prog};\n" for prog in obj.programs)
         out.append("\t} progs;\n")
-    out.extend(_datasecs(obj, btf, obj_name))
+    out.extend(_datasecs(obj, btf, obj_name, elf.path))
     exposed = _exposed_vars(obj)
     out.append(render(_OPEN, obj=obj_name, count=len(exposed)))
     for i, (ident, var) in enumerate(exposed):
+        # libbpf finds the variable by its BTF name; the struct member is its identifier.
         out.append(
-            f'\n\ts->vars[{i}].name = "{var.name}";\n'
+            f'\n\ts->vars[{i}].name = "{c_string(var.name)}";\n'
             f"\ts->vars[{i}].map = &obj->maps.{ident};\n"
-            f"\ts->vars[{i}].addr = (void **) &obj->{ident}.{var.name};\n"
+            f"\ts->vars[{i}].addr = (void **) &obj->{ident}.{var_ident(var, elf.path)};\n"
         )
     out.extend(maps_skeleton(obj, mmaped=False))
     out.extend(progs_skeleton(obj, links=False))
@@ -171,7 +176,7 @@ def generate_c_subskeleton(source: ObjectSource, name: str | None = None) -> str
     return "".join(out)
 
 
-def _datasecs(obj: OpenedObject, btf: Btf, obj_name: str) -> list[str]:
+def _datasecs(obj: OpenedObject, btf: Btf, obj_name: str, path: str | None) -> list[str]:
     """One struct of pointers per data section: filled in at open time, valid after load."""
     dumper = CDumper(btf)
     lines: list[str] = []
@@ -190,7 +195,7 @@ def _datasecs(obj: OpenedObject, btf: Btf, obj_name: str) -> list[str]:
             # pointer to them; typeof() keeps the `type *name` shape for every variable.
             if _needs_typeof(btf, var.type_id):
                 decl = f"typeof({decl})"
-            lines.append(f"\t\t{decl} *{var.name};\n")
+            lines.append(f"\t\t{decl} *{var_ident(var, path)};\n")
         lines.append(f"\t}} {sec_ident};\n")
     return lines
 

@@ -196,7 +196,7 @@ class _Opener:
                     continue
                 if sec.name != ".text" and sym.binding == SymbolBinding.STB_LOCAL:
                     raise self.error(
-                        f"section {sec.name}: program '{sym.name}' is static, which libbpf "
+                        f"section {sec.name}: program {sym.name!r} is static, which libbpf "
                         "does not support outside .text"
                     )
                 found.append((sec.index, sym.value, sym.name))
@@ -219,7 +219,7 @@ class _Opener:
                     raise self.error(f"extern function {sym.name} is not supported in .kconfig")
                 kcfg.append(self._kconfig_slot(sym.name, t))
             elif sec_name != KSYMS_SEC:
-                raise self.error(f"extern '{sym.name}' is in unrecognized section '{sec_name}'")
+                raise self.error(f"extern {sym.name!r} is in unrecognized section {sec_name!r}")
         # Alignment down, then size up, then name: the order libbpf packs the map in.
         kcfg.sort(key=lambda entry: (-entry[0], entry[1], entry[2]))
         offsets: dict[str, int] = {}
@@ -247,7 +247,7 @@ class _Opener:
                 if t.linkage != FuncLinkage.EXTERN:
                     break
                 return type_id
-        raise self.error(f"no extern BTF VAR or FUNC for extern symbol '{name}'")
+        raise self.error(f"no extern BTF VAR or FUNC for extern symbol {name!r}")
 
     def _extern_section(self, name: str, var_id: int) -> str:
         btf = self._btf()
@@ -255,22 +255,21 @@ class _Opener:
             if btf.kind_of(type_id) != BtfKind.DATASEC:
                 continue
             sec = btf[type_id]
-            assert isinstance(sec, BtfDatasec)
-            if any(v.type == var_id for v in sec.vars):
+            if isinstance(sec, BtfDatasec) and any(v.type == var_id for v in sec.vars):
                 return sec.name
         raise self.error(
-            f"extern '{name}' is neither a .kconfig nor a .ksyms extern: link in the object "
+            f"extern {name!r} is neither a .kconfig nor a .ksyms extern: link in the object "
             "that defines it first"
         )
 
     def _kconfig_slot(self, name: str, var: BtfVar) -> tuple[int, int, str]:
-        assert self.layout is not None
-        size = self.layout.resolve_size(var.type)
-        align = self.layout.align_of(var.type)
+        layout = self.layout if self.layout is not None else Layout(self._btf())
+        size = layout.resolve_size(var.type)
+        align = layout.align_of(var.type)
         if size <= 0 or align <= 0:
-            raise self.error(f"kconfig extern '{name}' has no size or alignment")
+            raise self.error(f"kconfig extern {name!r} has no size or alignment")
         if not self._kconfig_type_ok(var.type):
-            raise self.error(f"kconfig extern '{name}' has a type libbpf does not support")
+            raise self.error(f"kconfig extern {name!r} has a type libbpf does not support")
         return align, size, name
 
     def _kconfig_type_ok(self, type_id: int) -> bool:
@@ -301,34 +300,35 @@ class _Opener:
             if btf.kind_of(type_id) != BtfKind.DATASEC:
                 continue
             sec = btf[type_id]
-            assert isinstance(sec, BtfDatasec)
-            result[type_id] = DataSec(type_id, sec.name, self._fix_vars(sec, kconfig_offsets))
+            if isinstance(sec, BtfDatasec):
+                fixed = self._fix_vars(btf, sec, kconfig_offsets)
+                result[type_id] = DataSec(type_id, sec.name, fixed)
         return result
 
-    def _fix_vars(self, sec: BtfDatasec, kconfig_offsets: dict[str, int]) -> tuple[SecVar, ...]:
-        btf = self.btf
-        assert btf is not None
+    def _fix_vars(
+        self, btf: Btf, sec: BtfDatasec, kconfig_offsets: dict[str, int]
+    ) -> tuple[SecVar, ...]:
         section = self.elf.section(sec.name)
         from_symbols = sec.size == 0 and sec.name not in (KCONFIG_SEC, KSYMS_SEC)
         if from_symbols and (section is None or section.size == 0):
-            raise self.error(f"DATASEC '{sec.name}' has no ELF section to take its size from")
+            raise self.error(f"DATASEC {sec.name!r} has no ELF section to take its size from")
         out: list[SecVar] = []
         for info in sec.vars:
             var = btf[info.type]
             if not isinstance(var, BtfVar):
                 if sec.name == KSYMS_SEC:
                     continue  # kfuncs: libbpf swaps in a dummy VAR; .ksyms is never a map
-                raise self.error(f"DATASEC '{sec.name}' holds a non-VAR type #{info.type}")
+                raise self.error(f"DATASEC {sec.name!r} holds a non-VAR type #{info.type}")
             offset = info.offset
             is_static = var.linkage == VarLinkage.STATIC
             if sec.name == KCONFIG_SEC and kconfig_offsets:
                 if var.name not in kconfig_offsets:
-                    raise self.error(f"no extern symbol for .kconfig VAR '{var.name}'")
+                    raise self.error(f"no extern symbol for .kconfig VAR {var.name!r}")
                 offset, is_static = kconfig_offsets[var.name], False
             elif not is_static and var.linkage != VarLinkage.GLOBAL_EXTERN:
                 sym = self._global_object(var.name)
                 if from_symbols and sym is None:
-                    raise self.error(f"no ELF symbol for VAR '{var.name}' of '{sec.name}'")
+                    raise self.error(f"no ELF symbol for VAR {var.name!r} of {sec.name!r}")
                 if sym is not None and (from_symbols or self._in_section(sym, sec.name)):
                     offset = sym.value
             out.append(SecVar(var.name, var.type, offset, info.size, is_static))

@@ -13,13 +13,21 @@ one attribute per map or program, each data section is a class with one property
 ctypes classes are those :class:`~pybpf.btf.to_ctypes.CTypesBuilder` builds from the object's
 BTF.  The output depends only on the object and the name (same input, same bytes).
 
+Names in an object are arbitrary bytes, and a module is code that runs on import, so a name is
+never pasted in as it is.  Each map, program and variable is looked up at run time by its real
+name, written as a ``repr`` string literal; its attribute is a checked ASCII identifier
+(``on/xdp`` -> ``on_xdp``, ``class`` -> ``class_``, numbered when two names meet); docstrings
+and comments show names with quotes and unprintable characters as ``?``.  What the runtime
+could not tell apart (two maps with one identifier) and object names whose class would shadow
+a name the module uses are refused with :class:`~pybpf.errors.CodegenError`.
+
 Generation is pure: it reads the ELF file and BTF and never touches the kernel.
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import keyword
 import os
 import re
 from dataclasses import dataclass
@@ -30,9 +38,17 @@ from pybpf.btf.to_ctypes import CTypesBuilder
 from pybpf.elf.reader import ElfFile
 from pybpf.errors import BpfError, CodegenError
 from pybpf.obj.spec import ObjectSpec
-from pybpf.skel.codegen.c_common import resolve_object_name
-from pybpf.skel.codegen.python_types import TypeEmitter, camel_case, py_identifier
+from pybpf.skel.codegen.c_common import check_distinct, resolve_object_name
+from pybpf.skel.codegen.python_types import (
+    TypeEmitter,
+    assign_identifiers,
+    camel_case,
+    doc_text,
+    py_string,
+    unique_name,
+)
 from pybpf.skel.description import MapDescription, describe, is_exposed
+from pybpf.skel.sections import SectionCore
 from pybpf.skel.values import ValueKind, VarCodec, codec_for
 
 _HEADER = '''\
@@ -62,6 +78,20 @@ _RUNTIME_NAMES = (
 )
 """What generated modules may import from :mod:`pybpf.skel.generated`."""
 
+_MODULE_NAMES = ("ctypes", "base64", "Sequence", "Final", "ClassVar", "_OBJECT")
+"""Other module-level names a generated module uses."""
+
+_SECTION_MEMBERS = frozenset(n for n in dir(SectionCore) if not n.startswith("_"))
+"""Public methods of every section class (``variables``, ``snapshot``): no variable's
+property may replace them."""
+
+_MAIN_MEMBERS = frozenset(
+    ("obj", "maps", "progs", "links", "load", "attach", "detach", "destroy", "open",
+     "object_bytes", "DESCRIPTION")
+)  # fmt: skip
+"""What the main class and its runtime base (``SkeletonBase``, ``SubskeletonBase``) define;
+section attributes stay clear of them."""
+
 _GETTERS = {
     ValueKind.INT: ("int", "_pybpf_int"),
     ValueKind.BIGINT: ("int", "_pybpf_bigint"),
@@ -75,11 +105,14 @@ _SETTER_TYPES = {"int": "int", "bool": "bool", "float": "float", "bytes": "bytes
 @dataclass(frozen=True, slots=True)
 class _SectionCode:
     ident: str
+    """The key the runtime binds the section under."""
+    attr: str
+    """The main class's attribute for it (``ident`` as a checked identifier)."""
     section: str
     class_name: str
     readonly: bool
-    variables: list[tuple[VarCodec, str]]
-    """Each variable's codec (from the generating object's BTF) and type digest."""
+    variables: list[tuple[VarCodec, str, str]]
+    """Each variable's codec (from the generating object's BTF), type digest and property."""
 
 
 def generate_python(kind: str, path: str | os.PathLike[str], name: str | None = None) -> str:
@@ -91,6 +124,11 @@ def generate_python(kind: str, path: str | os.PathLike[str], name: str | None = 
 
 
 class _Generator:
+    """One module.  Names taken from the object reach the source only as identifiers made by
+    :func:`~.python_types.assign_identifiers`, as literals made by
+    :func:`~.python_types.py_string` (the runtime looks things up by these real names) or as
+    :func:`~.python_types.doc_text` in docstrings and comments."""
+
     def __init__(self, kind: str, spec: ObjectSpec, elf: ElfFile, name: str, file: str) -> None:
         self.kind = kind
         self.spec = spec
@@ -98,36 +136,61 @@ class _Generator:
         self.name = name
         self.file = file
         self.cls = camel_case(name)
+        if self.cls in _RUNTIME_NAMES or self.cls in _MODULE_NAMES or keyword.iskeyword(self.cls):
+            raise CodegenError(
+                f"{file}: object name {name!r} gives the class name {self.cls!r}, which the "
+                "generated module uses for something else; pass another name"
+            )
         self.desc = describe(spec)
-        self.sections = self._sections()
-        reserved = {self.cls, "ctypes", "base64", "Sequence", "Final", "ClassVar", "_OBJECT"}
-        reserved |= {s.class_name for s in self.sections}
-        reserved |= {f"{self.cls}{suffix}" for suffix in ("Maps", "Progs", "Links")}
-        reserved |= set(_RUNTIME_NAMES)
-        self.types = TypeEmitter(reserved)
+        self._check_keys()
+        self.map_attrs = assign_identifiers(m.ident for m in self.desc.maps)
+        self.prog_attrs = assign_identifiers(self.desc.programs)
+        taken = {self.cls, *_MODULE_NAMES, *_RUNTIME_NAMES}
+        taken |= {f"{self.cls}{suffix}" for suffix in ("Maps", "Progs", "Links")}
+        self.sections = self._sections(taken)
+        self.types = TypeEmitter(taken)
         for section in self.sections:
-            for codec, _ in section.variables:
+            for codec, _, _ in section.variables:
                 if codec.kind is ValueKind.VIEW:
                     self.types.require(codec.ctype)
                     self.types.alias(codec.ctype)
 
-    def _sections(self) -> list[_SectionCode]:
+    def _check_keys(self) -> None:
+        """Refuse what the runtime's binding would conflate: it keys maps and sections by
+        identifier, programs and variables by name."""
+        desc = self.desc
+        why = "so a skeleton could not tell them apart"
+        check_distinct(((m.ident, m.key) for m in desc.maps), "map", self.file, why)
+        check_distinct(((p, p) for p in desc.programs), "program", self.file, why)
+        check_distinct(((s.ident, s.section) for s in desc.sections), "section", self.file, why)
+        for sec in desc.sections:
+            names = ((v.name, v.name) for v in sec.variables)
+            check_distinct(names, f"{sec.section!r} variable", self.file, why)
+
+    def _sections(self, taken: set[str]) -> list[_SectionCode]:
+        """Each described section with its class name (made unique in ``taken``)."""
         btf = self.spec.btf
         if btf is None:
             if self.desc.sections or any(m.is_internal for m in self.spec.maps):
                 raise CodegenError(f"{self.file}: global data without BTF cannot be described")
             return []
         builder = CTypesBuilder(btf)
+        attrs = assign_identifiers((sec.ident for sec in self.desc.sections), _MAIN_MEMBERS)
         result = []
         for sec in self.desc.sections:
             specs = {v.name: v for v in self.spec.variables_of(sec.section) if is_exposed(v)}
+            props = assign_identifiers((var.name for var in sec.variables), _SECTION_MEMBERS)
             variables = []
             for var in sec.variables:
                 v = specs[var.name]
                 codec = self._codec(btf, builder, v.name, v.type_id, v.offset)
-                variables.append((codec, var.signature))
-            class_name = self.cls + camel_case(sec.ident)
-            result.append(_SectionCode(sec.ident, sec.section, class_name, sec.readonly, variables))
+                variables.append((codec, var.signature, props[var.name]))
+            class_name = unique_name(self.cls + camel_case(sec.ident), taken)
+            result.append(
+                _SectionCode(
+                    sec.ident, attrs[sec.ident], sec.section, class_name, sec.readonly, variables
+                )
+            )
         return result
 
     def _codec(
@@ -137,7 +200,7 @@ class _Generator:
             return codec_for(btf, builder, name, type_id, offset)
         except BpfError as exc:
             raise CodegenError(
-                f"{self.file}: variable '{name}' cannot be described: {exc}"
+                f"{self.file}: variable {name!r} cannot be described: {exc}"
             ) from None
 
     # -------------------------------------------------------------------------- output
@@ -154,9 +217,9 @@ class _Generator:
             body += [self._links_class(), self._object_literal()]
         body.append(self._main_class())
         text = "\n\n\n".join(body)
-        header = _HEADER.format(kind=self.kind, name=self.name, file=self.file)
+        header = _HEADER.format(kind=self.kind, name=self.name, file=doc_text(self.file))
         parts = [header, self._imports(text)]
-        parts.append(f'__all__ = ["{self.cls}"]')
+        parts.append(f"__all__ = [{py_string(self.cls)}]")
         return "\n\n".join(p.rstrip("\n") for p in parts) + "\n\n\n" + text + "\n"
 
     def _imports(self, body: str) -> str:
@@ -179,34 +242,34 @@ class _Generator:
         base = "ReadOnlySection" if sec.readonly else "TypedSection"
         lines = [
             f"class {sec.class_name}({base}):",
-            f'    """The variables of {sec.section} (the map with that section name)."""',
+            f'    """The variables of {doc_text(sec.section)} (the map with that section name)."""',
             "",
             "    __slots__ = ()",
         ]
-        for codec, _ in sec.variables:
-            attr = py_identifier(codec.name)
+        for codec, _, attr in sec.variables:
             getter, setter_type = self._accessors(codec)
             hint = getter[0]
             lines += ["", "    @property", f"    def {attr}(self) -> {hint}:"]
-            lines.append(f'        """{codec.type_name} {codec.name}."""')
+            lines.append(f'        """{doc_text(codec.type_name)} {doc_text(codec.name)}."""')
             lines.append(f"        return {getter[1]}")
             if not sec.readonly:
                 lines += [
                     "",
                     f"    @{attr}.setter",
                     f"    def {attr}(self, value: {setter_type}) -> None:",
-                    f'        self._pybpf_set("{codec.name}", value)',
+                    f"        self._pybpf_set({py_string(codec.name)}, value)",
                 ]
         return "\n".join(lines)
 
     def _accessors(self, codec: VarCodec) -> tuple[tuple[str, str], str]:
         """((return type, getter expression), setter value type) of one variable."""
+        name = py_string(codec.name)
         if codec.kind in _GETTERS:
             hint, method = _GETTERS[codec.kind]
-            return (hint, f'self.{method}("{codec.name}")'), _SETTER_TYPES[hint]
+            return (hint, f"self.{method}({name})"), _SETTER_TYPES[hint]
         ctype = codec.ctype
         hint = self.types.type_hint(ctype)
-        getter = f'self._pybpf_view("{codec.name}", {self.types.alias(ctype)})'
+        getter = f"self._pybpf_view({name}, {self.types.alias(ctype)})"
         if hasattr(ctype, "_length_"):
             element = self.types.value_hint(ctype._type_)
             return (hint, getter), f"{hint} | Sequence[{element}]"
@@ -220,7 +283,8 @@ class _Generator:
             "    def __init__(self, maps: dict[str, Map]) -> None:",
         ]
         for m in self.desc.maps:
-            lines.append(f'        self.{py_identifier(m.ident)}: Final[Map] = maps["{m.ident}"]')
+            attr = self.map_attrs[m.ident]
+            lines.append(f"        self.{attr}: Final[Map] = maps[{py_string(m.ident)}]")
         if not self.desc.maps:
             lines.append("        pass")
         return "\n".join(lines)
@@ -233,7 +297,9 @@ class _Generator:
             "    def __init__(self, progs: dict[str, Program]) -> None:",
         ]
         for p in self.desc.programs:
-            lines.append(f'        self.{py_identifier(p)}: Final[Program] = progs["{p}"]')
+            lines.append(
+                f"        self.{self.prog_attrs[p]}: Final[Program] = progs[{py_string(p)}]"
+            )
         if not self.desc.programs:
             lines.append("        pass")
         return "\n".join(lines)
@@ -249,8 +315,8 @@ class _Generator:
             lines += [
                 "",
                 "    @property",
-                f"    def {py_identifier(p)}(self) -> Link | None:",
-                f'        return self._pybpf_link("{p}")',
+                f"    def {self.prog_attrs[p]}(self) -> Link | None:",
+                f"        return self._pybpf_link({py_string(p)})",
             ]
         return "\n".join(lines)
 
@@ -258,28 +324,33 @@ class _Generator:
         encoded = base64.b64encode(self.elf.data).decode("ascii")
         chunks = [encoded[i : i + 76] for i in range(0, len(encoded), 76)] or [""]
         body = "\n".join(f'    "{chunk}"' for chunk in chunks)
-        return f"_OBJECT = (  # {self.file}, base64\n{body}\n)"
+        return f"_OBJECT = (  # {doc_text(self.file)}, base64\n{body}\n)"
 
     def _description(self) -> str:
-        lines = ["ObjectDescription(", f'        name="{self.desc.name}",', "        maps=("]
+        lines = [
+            "ObjectDescription(",
+            f"        name={py_string(self.desc.name)},",
+            "        maps=(",
+        ]
         lines += [f"            {_map_literal(m)}," for m in self.desc.maps]
         lines.append("        ),")
-        programs = [_quote(p) for p in self.desc.programs]
+        programs = [py_string(p) for p in self.desc.programs]
         trailer = "," if len(programs) == 1 else ""
         lines.append(f"        programs=({', '.join(programs)}{trailer}),")
         lines.append("        sections=(")
         for sec in self.sections:
-            lines.append(f'            SectionDescription("{sec.section}", (')
-            for codec, digest in sec.variables:
-                ctype = ""
+            lines.append(f"            SectionDescription({py_string(sec.section)}, (")
+            for codec, digest, _ in sec.variables:
+                args = [py_string(codec.name), py_string(digest), py_string(codec.type_name)]
                 if codec.kind is ValueKind.VIEW:
-                    ctype = f", {self.types.alias(codec.ctype)}"
-                args = f'"{codec.name}", "{digest}", {_quote(codec.type_name)}{ctype}'
-                line = f"                VarDescription({args}),"
+                    args.append(self.types.alias(codec.ctype))
+                line = f"                VarDescription({', '.join(args)}),"
                 if len(line) > 100:
-                    line = "                VarDescription(\n" + "".join(
-                        f"                    {arg.strip()},\n" for arg in args.split(", ")
-                    ) + "                ),"
+                    line = (
+                        "                VarDescription(\n"
+                        + "".join(f"                    {arg},\n" for arg in args)
+                        + "                ),"
+                    )
                 lines.append(line)
             lines.append(f"            ), readonly={sec.readonly}),")
         lines.append("        ),")
@@ -305,15 +376,15 @@ class _Generator:
         if skeleton:
             lines.append(f"        self.links: Final = {self.cls}Links(self._links)")
         for sec in self.sections:
-            make = f'{sec.class_name}(binding.section("{sec.ident}"))'
-            lines.append(f"        self.{sec.ident}: Final = {make}")
+            make = f"{sec.class_name}(binding.section({py_string(sec.ident)}))"
+            lines.append(f"        self.{sec.attr}: Final = {make}")
         lines.append("")
         lines.append("    @classmethod")
         if skeleton:
             lines += [
                 f"    def open(cls) -> {self.cls}:",
                 f'        """Open the embedded object (``{self.name}__open``)."""',
-                f'        return cls(BpfObject.open(cls.object_bytes(), "{self.name}"))',
+                f"        return cls(BpfObject.open(cls.object_bytes(), {py_string(self.name)}))",
                 "",
                 "    @staticmethod",
                 "    def object_bytes() -> bytes:",
@@ -329,13 +400,6 @@ class _Generator:
         return "\n".join(lines)
 
 
-def _quote(text: str) -> str:
-    """A double-quoted Python string literal (black's style, as the rest of the module)."""
-    return json.dumps(text)
-
-
 def _map_literal(m: MapDescription) -> str:
-    return (
-        f'MapDescription("{m.ident}", "{m.name}", "{m.section}", {m.internal}, '
-        f"{m.type}, {m.key_size}, {m.value_size})"
-    )
+    strings = ", ".join(py_string(text) for text in (m.ident, m.name, m.section))
+    return f"MapDescription({strings}, {m.internal}, {m.type}, {m.key_size}, {m.value_size})"
