@@ -110,7 +110,7 @@ def test_rodata_is_frozen_after_load() -> None:
         rodata = obj.map(".rodata")
         assert read_var(obj, ".rodata", "target_pid") == os.getpid()
         assert rodata.write_refusal() is not None  # what skeleton accessors consult
-        assert not rodata.memory_is_live  # a private copy of what was loaded
+        assert not rodata.memory_is_live  # read-only kernel memory: views of it are copies
         with pytest.raises(KernelError):
             rodata.update(0, bytes(rodata.value_size))  # frozen: EPERM
         with pytest.raises(BpfError):

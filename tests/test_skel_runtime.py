@@ -17,7 +17,7 @@ import pytest
 from conftest import BPFTOOL, compile_bpf
 from pybpf.object import BpfObject
 from pybpf.skel.description import describe
-from pybpf.skel.runtime import SkeletonError, Subskeleton, bind
+from pybpf.skel.runtime import DestroyedError, SkeletonError, Subskeleton, bind
 from pybpf.skel.values import VariableError
 
 LIB_VARIABLES = {
@@ -292,7 +292,7 @@ def test_destroying_a_subskeleton_leaves_the_object_alone(objects: dict[str, Pat
     obj = BpfObject.open(objects["final1"])
     with Subskeleton.open(obj, objects["lib"]) as lib:
         lib.data.lib_counter = 5
-    with pytest.raises(AttributeError, match="no attribute or data section 'data'"):
+    with pytest.raises(DestroyedError, match="subskeleton 'skel_lib' was destroyed"):
         lib.data  # noqa: B018
     assert Subskeleton.open(obj, objects["lib"]).data.lib_counter == 5
     assert len(lib.maps) == 0

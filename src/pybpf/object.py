@@ -10,7 +10,11 @@ A global-data map's image is the memory skeleton accessors read and write.  For 
 maps it is an anonymous ``mmap`` (not a ``bytearray``) so that its address is stable: after the
 loader has created the kernel map it calls :meth:`Map.bind_kernel_memory`, which maps the kernel
 map over those very pages (as libbpf does), so accessors and ctypes views obtained before load
-see live kernel memory after it.
+see live kernel memory after it.  A frozen map (``.rodata``, ``.kconfig``) can only be mapped
+read-only, and a write through a writable Python buffer over read-only pages would crash the
+process, so its memory becomes a separate read-only ``mmap`` object that refuses every write.
+Closing the object releases the memory: accessors raise, and pages that Python views still
+alias are swapped for zero pages rather than left to the kernel map or unmapped.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pybpf.elf import ElfFile
 from pybpf.errors import BpfError, ObjectError
 from pybpf.load.links import Link, LinkSet
 from pybpf.obj import MapSpec, ObjectSpec, ProgramSpec
+from pybpf.obj.spec import MapKind
 from pybpf.uapi import AttachType, MapType, ProgType
 
 if TYPE_CHECKING:
@@ -34,14 +39,18 @@ if TYPE_CHECKING:
     from pybpf.load.maps import MapHandle
 
 
+Memory = bytearray | mmap.mmap | bytes
+"""What holds a global-data map's bytes in the process: image, mapping, or a copy of the value."""
+
+
 class Map:
     """One map of a :class:`BpfObject`: its spec plus settings changeable before load."""
 
     def __init__(self, obj: BpfObject, spec: MapSpec) -> None:
         self.obj = obj
         self.spec = spec
-        self.image: bytearray | mmap.mmap = _new_image(spec)
-        """The initial value of a global-data map; skeleton accessors write into it."""
+        self._memory: Memory | None = _new_image(spec)
+        self._before_load: Memory | None = None
         self._live = False
         self._max_entries = spec.max_entries
         self.fd: int | None = None
@@ -151,7 +160,7 @@ class Map:
 
     @property
     def initial_value(self) -> bytes:
-        return bytes(self.image)
+        return bytes(self.memory)
 
     @initial_value.setter
     def initial_value(self, value: bytes) -> None:
@@ -159,35 +168,65 @@ class Map:
         self.obj._check_not_loaded(f"set the initial value of map '{self.name}'")
         if not self.spec.is_internal:
             raise BpfError(f"map '{self.name}' is not a global-data map")
-        if len(value) != len(self.image):
+        image = self.memory
+        if isinstance(image, bytes) or len(value) != len(image):
             raise BpfError(
-                f"map '{self.name}': initial value is {len(value)} bytes, "
-                f"expected {len(self.image)}"
+                f"map '{self.name}': initial value is {len(value)} bytes, expected {len(image)}"
             )
-        self.image[:] = value
+        image[:] = value
 
     @property
-    def memory(self) -> bytearray | mmap.mmap:
+    def image(self) -> Memory:
+        """The same bytes as :attr:`memory`; before load, the initial value being written."""
+        return self.memory
+
+    @property
+    def memory(self) -> Memory:
         """The section's bytes: the initial image before load, live map memory after.
 
-        The object is the same before and after load (only what backs its pages changes).
+        Writable global data keeps the same object across load (only what backs its pages
+        changes).  A frozen map (``.rodata``, ``.kconfig``) becomes a read-only mapping of the
+        kernel map, and a map that cannot be mapped reads as a fresh copy of its value.  Once
+        the object is closed this raises instead of handing out memory that is gone.
         """
-        return self.image
+        memory = self._memory
+        if memory is None:
+            return self._memory_elsewhere()
+        return memory
+
+    def _memory_elsewhere(self) -> bytes:
+        if self._handle is not None and self.obj.loaded:
+            return self._kernel_value()
+        raise BpfError(f"map '{self.name}': object '{self.obj.name}' is closed, its memory "
+                       "released")  # fmt: skip
+
+    def _kernel_value(self) -> bytes:
+        """The value at key 0, looked up (global data the process does not map)."""
+        value = self.handle.lookup(0) if self.value_size else b""
+        if not isinstance(value, bytes):
+            raise BpfError(f"map '{self.name}': no value at key 0")
+        return value
 
     @property
     def memory_is_live(self) -> bool:
         """Whether views may alias :attr:`memory` and see every later change.
 
-        True except for maps whose image was left as a private copy at load (a frozen
-        ``.rodata`` or ``.kconfig``: the kernel allows them read-only mappings only, and a
-        Python write through a read-only mapping would crash the process).
+        True before load and for writable global data mapped from the kernel.  False for
+        frozen maps (their memory is read-only, so views are copies: a write through a view
+        would otherwise fault), for maps not mapped into the process, and once closed.
         """
+        if self._memory is None:
+            return False
         return not self.obj.loaded or self._live
+
+    @property
+    def _frozen(self) -> bool:
+        return self.spec.kind in (MapKind.RODATA, MapKind.KCONFIG)
 
     def write_refusal(self) -> str | None:
         """Why the section cannot be written now (``None`` when it can)."""
-        from pybpf.obj.spec import MapKind
-
+        if self.obj._closed:
+            return f"object '{self.obj.name}' is closed"
         if self.spec.kind is MapKind.KCONFIG:
             return ".kconfig values come from the running kernel's configuration (read-only)"
         if self.obj.loaded and self.spec.kind is MapKind.RODATA:
@@ -200,27 +239,68 @@ class Map:
         """Make :attr:`memory` the kernel map's memory (the loader calls this after creation).
 
         Writable global data (``.data``, ``.bss``, custom ``.data.*``) is mapped over the image's
-        own pages, so nothing that points into the image goes stale.  Frozen maps keep the
-        image as a private copy of what was loaded, which is exactly their content forever.
+        own pages, so nothing that points into the image goes stale.  A frozen map can only be
+        mapped read-only, and writable Python views of the image cannot be made read-only, so
+        it gets a new, read-only mapping; the image is kept until :meth:`settle_kernel_memory`.
         """
+        from pybpf.kernel.mmap import map_read_only
         from pybpf.kernel.remap import remap_over
-        from pybpf.obj.spec import MapKind
 
-        if not isinstance(self.image, mmap.mmap) or self.spec.kind in (
-            MapKind.RODATA,
-            MapKind.KCONFIG,
-        ):
+        image = self._memory
+        if self._frozen:
+            if isinstance(image, mmap.mmap):
+                loaded: Memory = map_read_only(fd, len(image))
+            else:
+                loaded = self._kernel_value()
+            self._before_load, self._memory = image, loaded
+        elif isinstance(image, mmap.mmap):
+            remap_over(image, fd, writable=True)
+            self._live = True
+        else:
+            self._before_load, self._memory = image, None
+
+    def settle_kernel_memory(self, loaded: bool) -> None:
+        """Finish :meth:`bind_kernel_memory` once the whole load succeeded or failed.
+
+        On failure the pre-load image comes back.  On success it is released; if views taken
+        before load still hold it, it is left to them with the loaded content, so that what
+        they read is what the kernel holds.
+        """
+        before, self._before_load = self._before_load, None
+        if not loaded:
+            self._live = False
+            if before is not None:
+                if isinstance(self._memory, mmap.mmap):
+                    self._memory.close()
+                self._memory = before
             return
-        remap_over(self.image, fd, writable=True)
-        self._live = True
+        if before is None:
+            return
+        current = self._memory
+        if current is not None and isinstance(before, mmap.mmap | bytearray):
+            content = bytes(current)
+            before[: len(content)] = content
+        if isinstance(before, mmap.mmap):
+            with contextlib.suppress(BufferError):  # views still alias it: theirs now
+                before.close()
 
     def release_memory(self) -> None:
-        """Unmap the image (on close); views into it must not be used afterwards."""
-        if isinstance(self.image, mmap.mmap):
-            # Live ctypes views may still point here; then the pages go with the last view.
-            with contextlib.suppress(BufferError):
-                self.image.close()
+        """Drop the memory (on close); every accessor raises from now on.
+
+        A mapping still aliased by Python views cannot be unmapped yet, so its pages are
+        replaced by zero pages: the kernel map is released all the same and the views read
+        harmless memory instead of the map's or unmapped memory.
+        """
+        from pybpf.kernel.remap import retire_pages
+
+        memory, self._memory = self._memory, None
+        self._before_load = None
         self._live = False
+        if isinstance(memory, mmap.mmap):
+            try:
+                memory.close()
+            except BufferError:
+                retire_pages(memory)
 
     def __repr__(self) -> str:
         return f"<Map {self.name} {self.type.name} section={self.section_name}>"

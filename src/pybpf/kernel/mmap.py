@@ -13,6 +13,7 @@ import mmap as _mmap
 from pybpf.errors import kernel_error
 
 from .fd import FdLike, raw_fd
+from .remap import remap_over
 from .system import page_size, round_up
 
 
@@ -34,3 +35,22 @@ def map_mmap(fd: FdLike, value_size: int, max_entries: int, *, writable: bool = 
         return _mmap.mmap(raw_fd(fd), size, flags=_mmap.MAP_SHARED, prot=prot)
     except OSError as exc:
         raise kernel_error("mmap", exc.errno or errno.EINVAL, f"{size} bytes") from None
+
+
+def map_read_only(fd: FdLike, length: int) -> _mmap.mmap:
+    """A read-only ``mmap`` object (``ACCESS_READ``) of an mmapable map's first ``length`` bytes.
+
+    Python refuses every write to it (item assignment, writable memoryviews,
+    ``ctypes.from_buffer``, ``struct.pack_into``) instead of faulting on the ``PROT_READ``
+    pages, which is what a frozen map needs.  Unlike ``mmap.mmap(fd)`` it keeps no duplicate of
+    the descriptor, so closing the object's descriptors and mappings releases the map.
+    """
+    anchor = _mmap.mmap(
+        -1, max(length, 1), flags=_mmap.MAP_SHARED | _mmap.MAP_ANONYMOUS, prot=_mmap.PROT_READ
+    )
+    try:
+        remap_over(anchor, fd, writable=False)
+    except BaseException:
+        anchor.close()
+        raise
+    return anchor

@@ -6,7 +6,8 @@ settings the user changed while the object was opened (map images, ``max_entries
 program types, ``autoload``), loads an effective spec, and then writes the kernel state
 back onto the same :class:`Map`/:class:`Program` instances.  Global-data images become the
 maps' live memory (:meth:`Map.bind_kernel_memory` maps the kernel map over the image's own
-pages), so the same accessors, and views taken before load, read what programs write.
+pages), so the same accessors, and views taken before load, read what programs write; frozen
+maps (``.rodata``, ``.kconfig``) become read-only mappings of what the kernel holds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pybpf.load import attach as _attach
 from pybpf.load.links import Link
 from pybpf.load.loader import KernelObject, load_object
 from pybpf.load.maps import MapHandle
-from pybpf.obj.spec import MapKind, ObjectSpec
+from pybpf.obj.spec import ObjectSpec
 
 if TYPE_CHECKING:
     from pybpf.object import BpfObject, Program
@@ -65,16 +66,16 @@ def load(
             fd = state.maps[m.name]
             m.fd = fd.fileno()
             m._handle = MapHandle(fd, map_spec)
-            if map_spec.kind is MapKind.KCONFIG:
-                # the values exist only now; the image keeps them (a frozen map's copy)
-                m.image[: m.value_size] = state.images[m.name]
             if m.is_internal:
                 m.bind_kernel_memory(fd.fileno())
     except BaseException:
         for m in obj.maps:
+            m.settle_kernel_memory(loaded=False)
             m.fd, m._handle = None, None
         state.close()
         raise
+    for m in obj.maps:
+        m.settle_kernel_memory(loaded=True)
     for p in obj.programs:
         prog_fd = state.programs.get(p.name)
         p.fd = prog_fd.fileno() if prog_fd is not None else None

@@ -99,7 +99,8 @@ class TypedSection(SectionCore):
         return value
 
     def _pybpf_view(self, name: str, cls: type[T]) -> T:
-        """A live ctypes view (a copy once the memory is a frozen map's private image)."""
+        """A ctypes view of the variable in the map's memory; after load, a frozen map's views
+        read the kernel's read-only mapping and refuse writes."""
         return cast(T, self._pybpf_get(name))
 
     def _pybpf_set(self, name: str, value: object) -> None:

@@ -19,6 +19,7 @@ with typed attributes.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,11 @@ if TYPE_CHECKING:
 
 
 class SkeletonError(BpfError):
-    """A skeleton or subskeleton cannot be built for this object."""
+    """A skeleton or subskeleton cannot be built for this object, or is no longer usable."""
+
+
+class DestroyedError(SkeletonError):
+    """An accessor of a skeleton or subskeleton used after ``destroy()``."""
 
 
 class LinkLike(Protocol):
@@ -108,11 +113,52 @@ class Namespace:
 # ------------------------------------------------------------------------------ binding
 
 
+class SectionSource:
+    """One binding's way to a data section's map: what the binding's accessors go through.
+
+    Destroying a skeleton or subskeleton retires its sources, so every accessor made from its
+    binding (live sections, generated section classes, ctypes views taken from either) raises
+    :class:`DestroyedError` from then on instead of touching the memory, while other bindings
+    of the same map (the application's skeleton, when a library's subskeleton is destroyed)
+    keep working.
+    """
+
+    __slots__ = ("_retired", "map")
+
+    def __init__(self, section_map: Map) -> None:
+        self.map = section_map
+        self._retired: str | None = None
+
+    @property
+    def obj(self) -> BpfObject:
+        return self.map.obj
+
+    @property
+    def section_name(self) -> str:
+        return self.map.section_name
+
+    @property
+    def memory(self) -> Any:
+        if self._retired is not None:
+            raise DestroyedError(f"{self._retired}: its {self.map.section_name} accessors are gone")
+        return self.map.memory
+
+    @property
+    def memory_is_live(self) -> bool:
+        return self._retired is None and self.map.memory_is_live
+
+    def write_refusal(self) -> str | None:
+        return self._retired if self._retired is not None else self.map.write_refusal()
+
+    def retire(self, reason: str) -> None:
+        self._retired = reason
+
+
 @dataclass(frozen=True, slots=True)
 class BoundSection:
     """One data section of the target: its map and a codec per described variable."""
 
-    section_map: Map
+    section_map: SectionSource
     codecs: dict[str, VarCodec]
     readonly: bool = False
 
@@ -127,6 +173,11 @@ class Binding:
 
     def section(self, ident: str) -> BoundSection:
         return self.sections[ident]
+
+    def retire(self, reason: str) -> None:
+        """Make every section accessor of this binding raise ``reason`` from now on."""
+        for bound in self.sections.values():
+            bound.section_map.retire(reason)
 
 
 def bind(
@@ -232,23 +283,22 @@ def _bind_section(
             )  # fmt: skip
         except VariableError as exc:
             problems.append(f"variable '{var.name}' ({desc.section}): {exc}")
-    return BoundSection(target_map, codecs, desc.readonly)
+    return BoundSection(SectionSource(target_map), codecs, desc.readonly)
 
 
-_DIGESTS: dict[tuple[int, int], tuple[Btf, str]] = {}
+_DIGESTS: weakref.WeakKeyDictionary[Btf, dict[int, str]] = weakref.WeakKeyDictionary()
 
 
 def _digest(btf: Btf, type_id: int) -> str:
-    """:func:`signature_digest`, remembered per BTF object (objects are opened repeatedly
-    against the same spec, and a signature walks the whole type graph)."""
-    key = (id(btf), type_id)
-    hit = _DIGESTS.get(key)
-    if hit is not None and hit[0] is btf:
-        return hit[1]
-    digest = signature_digest(btf, type_id)
-    if len(_DIGESTS) > 4096:
-        _DIGESTS.clear()
-    _DIGESTS[key] = (btf, digest)
+    """:func:`signature_digest`, remembered per BTF object (one object is bound repeatedly,
+    and a signature walks the whole type graph).  Weakly: the entries go with their BTF, so
+    opening and dropping objects does not accumulate every one's types here."""
+    digests = _DIGESTS.get(btf)
+    if digests is None:
+        digests = _DIGESTS[btf] = {}
+    digest = digests.get(type_id)
+    if digest is None:
+        digest = digests[type_id] = signature_digest(btf, type_id)
     return digest
 
 
@@ -264,9 +314,20 @@ def _load_spec(library: str | Path | bytes | ObjectSpec | BpfObject) -> ObjectSp
     return ObjectSpec.from_path(library)
 
 
-def _section_error(owner: str, sections: dict[str, Any], name: str) -> AttributeError:
-    known = ", ".join(sorted(sections)) or "none"
-    return AttributeError(f"{owner} has no attribute or data section '{name}' (sections: {known})")
+def _section(owner: object, what: str, name: str) -> DataSection:
+    """``owner.<name>`` for a (sub)skeleton: its data section, refused once destroyed."""
+    state = owner.__dict__  # not attributes: this runs as __getattr__
+    sections: dict[str, DataSection] = state.get("_sections", {})
+    section = sections.get(name)
+    if section is None:
+        known = ", ".join(sorted(sections)) or "none"
+        raise AttributeError(
+            f"{what} has no attribute or data section '{name}' (sections: {known})"
+        )
+    destroyed = state.get("_destroyed")
+    if destroyed:
+        raise DestroyedError(f"{destroyed}: section '{name}' is gone")
+    return section
 
 
 # ------------------------------------------------------------------------------ skeletons
@@ -285,7 +346,8 @@ class SkeletonBase:
         self.obj = obj
         self._binding = bind(obj, desc, verify_types=verify_types)
         self._links: dict[str, LinkLike] = {}
-        self._destroyed = False
+        self._destroyed: str | None = None
+        """Why the accessors are gone, once destroyed."""
 
     def load(self) -> Self:
         """Load the object into the kernel (``NAME__load``)."""
@@ -319,10 +381,14 @@ class SkeletonBase:
             self._links.pop(name).close()
 
     def destroy(self) -> None:
-        """Detach, then close the object and everything it holds (``NAME__destroy``)."""
+        """Detach, then close the object and everything it holds (``NAME__destroy``).
+
+        Every section accessor of this skeleton raises :class:`DestroyedError` afterwards.
+        """
         if self._destroyed:
             return
-        self._destroyed = True
+        self._destroyed = f"skeleton '{self.obj.name}' was destroyed"
+        self._binding.retire(self._destroyed)
         self.detach()
         cast(_Lifecycle, self.obj).close()
 
@@ -363,11 +429,7 @@ class Skeleton(SkeletonBase):
         return cls(BpfObject.open(source, name))
 
     def __getattr__(self, name: str) -> DataSection:
-        sections: dict[str, DataSection] = self.__dict__.get("_sections", {})
-        try:
-            return sections[name]
-        except KeyError:
-            raise _section_error("skeleton", sections, name) from None
+        return _section(self, "skeleton", name)
 
     @property
     def sections(self) -> dict[str, DataSection]:
@@ -388,11 +450,15 @@ class SubskeletonBase:
         self.obj = obj
         self.library_name = desc.name
         self._binding = bind(obj, desc)
-        self._destroyed = False
+        self._destroyed: str | None = None
 
     def destroy(self) -> None:
-        """Forget the bindings; the object (owned by someone else) is left as it is."""
-        self._destroyed = True
+        """Forget the bindings; the object (owned by someone else) is left as it is.
+
+        Every section accessor of this subskeleton raises :class:`DestroyedError` afterwards.
+        """
+        self._destroyed = f"subskeleton '{self.library_name}' was destroyed"
+        self._binding.retire(self._destroyed)
         self._binding = Binding()
 
     def _map(self, ident: str) -> Map:
@@ -440,11 +506,7 @@ class Subskeleton(SubskeletonBase):
         return cls(obj, desc)
 
     def __getattr__(self, name: str) -> DataSection:
-        sections: dict[str, DataSection] = self.__dict__.get("_sections", {})
-        try:
-            return sections[name]
-        except KeyError:
-            raise _section_error("subskeleton", sections, name) from None
+        return _section(self, "subskeleton", name)
 
     @property
     def sections(self) -> dict[str, DataSection]:
@@ -452,7 +514,6 @@ class Subskeleton(SubskeletonBase):
 
     def destroy(self) -> None:
         super().destroy()
-        self._sections = {}
         self.maps = Namespace("map", {})
         self.progs = Namespace("program", {})
 
