@@ -26,9 +26,15 @@ DEMO_LIBRARY = Path(__file__).resolve().parent.parent / "src/pybpf/data/demo/flo
 
 
 def install(site: Path, name: str, version: str, *, requires: list[str] | None = None,
-            manifest: dict[str, object] | None = None) -> None:
-    """A fake wheel install of BPF library ``name`` into ``site``."""
-    package = site / f"{name}_pkg"
+            manifest: object = None, package_name: str | None = None,
+            entry_point: str | None = None) -> Path:
+    """A fake wheel install of BPF library ``name`` into ``site``; returns the package dir.
+
+    ``package_name`` (default ``NAME_pkg``) may be dotted: its parents are created as plain
+    directories, for the caller to give them an ``__init__.py`` or leave them namespaces.
+    """
+    package_name = package_name or f"{name}_pkg"
+    package = site.joinpath(*package_name.split("."))
     (package / "bpf").mkdir(parents=True)
     (package / "__init__.py").write_text("")
     (package / "bpf" / f"{name}.bpf.o").write_bytes(DEMO_LIBRARY.read_bytes())
@@ -41,7 +47,9 @@ def install(site: Path, name: str, version: str, *, requires: list[str] | None =
     info.mkdir()
     metadata = f"Metadata-Version: 2.1\nName: {name}-dist\nVersion: {version}\n"
     (info / "METADATA").write_text(metadata)
-    (info / "entry_points.txt").write_text(f"[pybpf.libraries]\n{name} = {name}_pkg\n")
+    value = entry_point or package_name
+    (info / "entry_points.txt").write_text(f"[pybpf.libraries]\n{name} = {value}\n")
+    return package
 
 
 @pytest.fixture

@@ -10,10 +10,14 @@ entry-point group::
 The package holds a ``pybpf-library.json`` manifest written at build time: for each library
 it provides, the object and header paths relative to the package and the libraries it needs
 itself.  Discovery goes through the
-entry-point metadata and :mod:`importlib.resources` only, so it works for wheels, zip imports
-and editable installs alike, and never needs a compiler: this is how ``pybpf gen object OUT
-app.bpf.o --lib flowlib`` finds ``flowlib``'s object, and how an application package's build
-links a library that was installed from PyPI.
+entry-point metadata and the import system's finders only, so it works for wheels, zip
+imports and editable installs alike, and never needs a compiler: this is how ``pybpf gen
+object OUT app.bpf.o --lib flowlib`` finds ``flowlib``'s object, and how an application
+package's build links a library that was installed from PyPI.
+
+Whatever is installed is data here, never code: finding a library imports nothing (no
+``__init__`` of the library or of its parent packages runs), and every path its manifest
+lists must stay inside its package.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import re
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib import metadata, resources
+from importlib.machinery import ModuleSpec, PathFinder
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -170,75 +175,139 @@ def _entry_points() -> list[metadata.EntryPoint]:
     return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
 
 
-def _package_files(package: str) -> Traversable:
-    """The package's files, without running its ``__init__`` where that can be avoided.
+def _package_spec(package: str) -> ModuleSpec | None:
+    """Where ``package`` would be imported from, found without importing anything.
 
-    Linking against a library must not execute the library's Python (its companion may
-    import things a build environment lacks), so a package on the file system is read as a
-    directory; only zip imports and the like go through :func:`importlib.resources.files`.
+    :func:`importlib.util.find_spec` imports the parents of a dotted name (their
+    ``__init__`` runs), so only the top-level name goes through it; each sub-package is then
+    looked up by the path finder in its parent's search locations, as the import system
+    itself would once the parent had run.
     """
-    spec = importlib.util.find_spec(package)
-    if spec is None:
-        raise ModuleNotFoundError(f"no module named '{package}'")
-    locations = list(spec.submodule_search_locations or [])
-    if len(locations) == 1 and Path(locations[0]).is_dir():
-        return Path(locations[0])
-    return resources.files(package)
+    parts = package.split(".")
+    spec = importlib.util.find_spec(parts[0])
+    for depth in range(2, len(parts) + 1):
+        if spec is None or spec.submodule_search_locations is None:
+            return None
+        locations = list(spec.submodule_search_locations)
+        spec = PathFinder.find_spec(".".join(parts[:depth]), locations)
+    return spec
+
+
+def _package_files(package: str, label: str) -> Traversable:
+    """The package's files, without running its ``__init__`` (or its parents').
+
+    Linking against a library must not execute the library's Python: finding a library is
+    something a build or ``pybpf gen object --lib`` does on behalf of whoever installed it,
+    and the companion may import things a build environment lacks.  A package on the file
+    system is read as a directory (the one holding the manifest, for a namespace package
+    spread over several); a zip import through its loader's resource reader, which opens the
+    archive but runs nothing.
+    """
+    try:
+        spec = _package_spec(package)
+    except (ImportError, ValueError) as exc:
+        raise LibraryError(f"{label}: its package '{package}' cannot be found: {exc}") from None
+    if spec is None or spec.submodule_search_locations is None:
+        what = "is not installed" if spec is None else "is a module, not a package"
+        raise LibraryError(f"{label}: its package '{package}' {what}")
+    locations = [Path(p) for p in spec.submodule_search_locations]
+    if locations and all(p.is_dir() for p in locations):
+        return next((p for p in locations if (p / MANIFEST_NAME).exists()), locations[0])
+    get_reader = getattr(spec.loader, "get_resource_reader", None)
+    reader = get_reader(spec.name) if get_reader is not None else None
+    files = getattr(reader, "files", None)
+    root = files() if files is not None else None
+    if not isinstance(root, Traversable):
+        raise LibraryError(f"{label}: the files of its package '{package}' cannot be read "
+                           f"(found at {spec.origin or locations})")
+    return root
+
+
+def _entry_package(ep: metadata.EntryPoint) -> str | None:
+    """The package an entry point names (``flowlib`` or ``acme.flowlib``), if it names one."""
+    package = ep.value.split(":", 1)[0].strip()
+    parts = package.split(".")
+    return package if all(part.isidentifier() for part in parts) else None
+
+
+def _inside(root: Traversable, rel: object, what: str, where: str) -> Traversable:
+    """``root/rel``, refusing any ``rel`` that could name a file outside the package.
+
+    A manifest comes with whatever distribution was installed, and the paths it lists are
+    handed to the linker and to clang; so they must be plain relative ``a/b`` paths (no
+    ``..``, no absolute path, no backslash) and, on a file system, must not resolve through
+    a symbolic link to somewhere else.
+    """
+    if not isinstance(rel, str) or not rel:
+        raise LibraryError(f"{where}: {what} path {rel!r} is not a relative path")
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") or "\\" in part or "\0" in part for part in parts):
+        raise LibraryError(f"{where}: {what} path '{rel}' leaves the package (paths must be "
+                           "relative to it, '/'-separated, without '.' or '..')")
+    ref = root.joinpath(*parts)
+    if isinstance(root, Path) and isinstance(ref, Path):
+        real = ref.resolve()
+        if not real.is_relative_to(root.resolve()):
+            raise LibraryError(f"{where}: {what} path '{rel}' leaves the package "
+                               f"(it resolves to {real})")
+    return ref
+
+
+def _strings(entry: dict[str, Any], key: str, where: str) -> list[str]:
+    value = entry.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise LibraryError(f"{where}: '{key}' must be a list of strings")
+    return value
 
 
 def _load(ep: metadata.EntryPoint) -> LibraryInfo:
-    package = ep.module
     dist = ep.dist
     version = dist.version if dist is not None else "0"
-    dist_name = dist.metadata["Name"] if dist is not None else ""
+    dist_name = (dist.metadata["Name"] or "") if dist is not None else ""
+    label = f"BPF library '{ep.name}' ({dist_name or '?'} {version})"
+    package = _entry_package(ep)
+    if package is None:
+        raise LibraryError(f"{label}: entry point '{ep.value}' does not name a package")
+    root = _package_files(package, label)
+    where = f"{label}: {package}/{MANIFEST_NAME}"
+    manifest_ref = _inside(root, MANIFEST_NAME, "manifest", f"{label}: package {package}")
     try:
-        root = _package_files(package)
-    except ModuleNotFoundError as exc:
-        raise LibraryError(
-            f"BPF library '{ep.name}' ({dist_name or '?'} {version}): its package "
-            f"'{package}' cannot be found: {exc}"
-        ) from None
-    manifest_ref = root / MANIFEST_NAME
-    try:
-        manifest: dict[str, Any] = json.loads(manifest_ref.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LibraryError(
-            f"BPF library '{ep.name}' ({dist_name} {version}): cannot read "
-            f"{package}/{MANIFEST_NAME}: {exc}"
-        ) from None
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise LibraryError(
-            f"BPF library '{ep.name}' ({dist_name} {version}): manifest format "
-            f"{manifest.get('format')!r} is not {MANIFEST_FORMAT}; rebuild it with this pybpf"
-        )
-    entry = manifest.get("libraries", {}).get(ep.name)
+        manifest: object = json.loads(manifest_ref.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise LibraryError(f"{where}: cannot read: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else manifest
+        raise LibraryError(f"{where}: manifest format {found!r} is not {MANIFEST_FORMAT}; "
+                           "rebuild it with this pybpf")
+    described = manifest.get("libraries", {})
+    entry = described.get(ep.name) if isinstance(described, dict) else None
     if not isinstance(entry, dict):
-        raise LibraryError(
-            f"BPF library '{ep.name}' ({dist_name} {version}): {package}/{MANIFEST_NAME} "
-            f"does not describe it (it lists: {', '.join(manifest.get('libraries', {}))})"
+        listed = ", ".join(map(str, described)) if isinstance(described, dict) else "nothing"
+        raise LibraryError(f"{where}: does not describe it (it lists: {listed})")
+    with ExitStack() as extracted:
+
+        def path_of(rel: str, what: str) -> Path:
+            ref = _inside(root, rel, what, where)
+            # Zip imports have no real files: as_file() extracts them for as long as the
+            # LibraryInfo keeps `extracted` open (and removes them again if this fails).
+            return extracted.enter_context(resources.as_file(ref))
+
+        objects = tuple(path_of(rel, "object") for rel in _strings(entry, "objects", where))
+        for obj in objects:
+            if not obj.is_file():
+                raise LibraryError(f"{label}: object {obj} is missing")
+        headers = tuple(path_of(rel, "header") for rel in _strings(entry, "headers", where))
+        requires = tuple(Requirement.parse(r) for r in _strings(entry, "requires", where))
+        return LibraryInfo(
+            name=ep.name,
+            version=version,
+            objects=objects,
+            requires=requires,
+            headers=headers,
+            package=package,
+            distribution=dist_name,
+            _keep=extracted.pop_all(),
         )
-    keep = ExitStack()
-
-    def path_of(rel: str) -> Path:
-        # Zip imports have no real files: as_file() extracts them for as long as `keep` lives.
-        return keep.enter_context(resources.as_file(root.joinpath(*rel.split("/"))))
-
-    objects = tuple(path_of(rel) for rel in entry.get("objects", []))
-    for obj in objects:
-        if not obj.is_file():
-            raise LibraryError(
-                f"BPF library '{ep.name}' ({dist_name} {version}): object {obj} is missing"
-            )
-    return LibraryInfo(
-        name=ep.name,
-        version=version,
-        objects=objects,
-        requires=tuple(Requirement.parse(r) for r in entry.get("requires", [])),
-        headers=tuple(path_of(rel) for rel in entry.get("headers", [])),
-        package=package,
-        distribution=dist_name,
-        _keep=keep,
-    )
 
 
 def libraries() -> list[LibraryInfo]:

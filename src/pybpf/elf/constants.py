@@ -21,6 +21,11 @@ SHN_ABS = 0xFFF1
 SHN_COMMON = 0xFFF2
 SHN_XINDEX = 0xFFFF
 
+MAX_SECTION_ALIGN = 4096
+"""The largest ``sh_addralign`` pybpf honours (the page size).  The kernel places no BPF
+object's bytes at a stricter alignment than a page (mmapable global data starts on a page), so
+a larger value is corrupt input, and padding to it could make a small file enormous."""
+
 
 class ElfType(IntEnum):
     ET_NONE = 0

@@ -2,10 +2,13 @@
 
 pybpf reads ELF itself rather than through pyelftools: the linker must also *write* ELF, and one
 small model serves both directions.  Parsing is eager for headers, symbols and relocations (a
-BPF object has at most a few thousand of each) and zero-copy for section contents, which are
-``memoryview`` slices of the file image until someone asks for ``bytes``.
+BPF object has at most a few thousand of each).  Section contents are ``bytes`` copied out of
+the file image, and no two sections' contents may overlap: that keeps what a parse materialises
+bounded by the size of the file, however many section headers a hostile file points at the same
+bytes (each would otherwise cost a full copy).
 
-Every malformation raises :class:`pybpf.ElfError` naming the file, the section and the offset.
+Every malformation raises :class:`pybpf.ElfError` naming the file, the section and the offset
+of the faulty field.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from operator import itemgetter
 from pathlib import Path
 
@@ -253,12 +257,14 @@ class ElfFile:
         if e_shnum > len(data) // SHDR_SIZE:
             raise self.error(f"{e_shnum} section headers cannot fit the file", offset=60)
         self._check_range(e_shoff, e_shnum * SHDR_SIZE, "section header table", None)
+        self._shoff: int = e_shoff
         raw_headers = [
             struct.unpack_from(e + "IIQQQQIIQQ", data, e_shoff + i * SHDR_SIZE)
             for i in range(e_shnum)
         ]
         if e_shstrndx >= e_shnum:
             raise self.error(f"section name table index {e_shstrndx} out of range", offset=62)
+        self._check_overlaps(raw_headers)
         shstr = raw_headers[e_shstrndx]
         shstr_data = self._section_bytes(shstr[1], shstr[4], shstr[5], ".shstrtab", e_shstrndx)
         sections: list[Section] = []
@@ -274,7 +280,13 @@ class ElfFile:
             align,
             entsize,
         ) in enumerate(raw_headers):
-            name = self._string(shstr_data, name_off, ".shstrtab", f"name of section {index}")
+            name = self._string(
+                shstr_data,
+                name_off,
+                ".shstrtab",
+                f"name of section {index}",
+                self.header_offset(index),
+            )
             body = self._section_bytes(sh_type, off, size, name, index)
             sections.append(
                 Section(
@@ -308,18 +320,50 @@ class ElfFile:
                 offset=offset,
             )
 
+    def header_offset(self, index: int, at: int = 0) -> int:
+        """File offset of section header ``index`` (plus ``at``, a byte offset into it): where
+        error messages point for a faulty header field."""
+        return self._shoff + index * SHDR_SIZE + at
+
+    def _check_overlaps(self, headers: list[tuple[int, ...]]) -> None:
+        """Refuse sections whose contents share bytes.
+
+        No tool lays out an object that way, and refusing it is what bounds the copies made
+        for :attr:`Section.data` by the size of the file.
+        """
+        spans = sorted(
+            (off, size, index)
+            for index, (_, sh_type, _, _, off, size, *_) in enumerate(headers)
+            if size and sh_type not in (SectionType.SHT_NOBITS, SectionType.SHT_NULL)
+        )
+        for (off_a, size_a, a), (off_b, _, b) in pairwise(spans):
+            if off_b < off_a + size_a:
+                raise self.error(
+                    f"contents of section {b} (at {off_b:#x}) overlap section {a} "
+                    f"({size_a} bytes at {off_a:#x})",
+                    offset=self.header_offset(b, 24),
+                )
+
     def _section_bytes(self, sh_type: int, off: int, size: int, name: str, index: int) -> bytes:
         if sh_type in (SectionType.SHT_NOBITS, SectionType.SHT_NULL):
             return b""
         self._check_range(off, size, f"contents of section {index}", name)
         return self.data[off : off + size]
 
-    def _string(self, table: bytes, offset: int, section: str, what: str) -> str:
+    def _string(self, table: bytes, offset: int, section: str, what: str, where: int) -> str:
+        """The NUL-terminated string at ``offset`` of ``table``; ``where`` is the file offset
+        of the field holding ``offset``, for the error message."""
         if offset >= len(table):
-            raise self.error(f"{what}: string offset {offset} out of range", section=section)
+            raise self.error(
+                f"{what}: string offset {offset} out of range ({len(table)} bytes)",
+                section=section,
+                offset=where,
+            )
         end = table.find(b"\0", offset)
         if end < 0:
-            raise self.error(f"{what}: unterminated string at {offset}", section=section)
+            raise self.error(
+                f"{what}: unterminated string at {offset}", section=section, offset=where
+            )
         return table[offset:end].decode("utf-8", "surrogateescape")
 
     def _parse_symbols(self) -> list[Symbol]:
@@ -327,7 +371,11 @@ class ElfFile:
         if not symtabs:
             return []
         if len(symtabs) > 1:
-            raise self.error("more than one symbol table", section=symtabs[1].name)
+            raise self.error(
+                "more than one symbol table",
+                section=symtabs[1].name,
+                offset=self.header_offset(symtabs[1].index),
+            )
         symtab = symtabs[0]
         if symtab.entsize not in (0, SYM_SIZE) or len(symtab.data) % SYM_SIZE:
             raise self.error(
@@ -336,9 +384,13 @@ class ElfFile:
                 offset=symtab.offset,
             )
         if symtab.link >= len(self.sections):
-            raise self.error(f"string table index {symtab.link} out of range", section=symtab.name)
+            raise self.error(
+                f"string table index {symtab.link} out of range",
+                section=symtab.name,
+                offset=self.header_offset(symtab.index, 40),
+            )
         strtab = self.sections[symtab.link].data
-        xindex: bytes | None = None
+        xindex = b""
         for s in self.sections:
             if s.type == SectionType.SHT_SYMTAB_SHNDX and s.link == symtab.index:
                 xindex = s.data
@@ -348,20 +400,31 @@ class ElfFile:
         for index in range(len(symtab.data) // SYM_SIZE):
             where = index * SYM_SIZE
             name_off, info, other, shndx, value, size = unpack(symtab.data, where)
-            if shndx == SHN_XINDEX and xindex is not None and len(xindex) >= 4 * (index + 1):
+            if shndx == SHN_XINDEX:
+                # The real index is in SHT_SYMTAB_SHNDX; without an entry there is none.
+                if len(xindex) < 4 * (index + 1):
+                    raise self.error(
+                        f"symbol {index} has an extended section index (SHN_XINDEX) but no "
+                        "SHT_SYMTAB_SHNDX entry",
+                        section=symtab.name,
+                        offset=symtab.offset + where + 6,
+                    )
                 shndx = struct.unpack_from(self.endian + "I", xindex, 4 * index)[0]
+                if shndx == SHN_UNDEF or shndx >= nsections:
+                    raise self.error(
+                        f"symbol {index}: extended section index {shndx} out of range",
+                        section=symtab.name,
+                        offset=symtab.offset + where + 6,
+                    )
             elif shndx != SHN_UNDEF and shndx < SHN_LORESERVE and shndx >= nsections:
                 raise self.error(
                     f"symbol {index} refers to section {shndx} out of range",
                     section=symtab.name,
-                    offset=symtab.offset + where,
+                    offset=symtab.offset + where + 6,
                 )
-            try:
-                name = self._string(strtab, name_off, symtab.name, f"symbol {index}")
-            except ElfError as exc:
-                raise self.error(
-                    exc.reason, section=symtab.name, offset=symtab.offset + where
-                ) from None
+            name = self._string(
+                strtab, name_off, symtab.name, f"name of symbol {index}", symtab.offset + where
+            )
             sym_type = info & 0xF
             if sym_type == SymbolType.STT_SECTION and not name and shndx < nsections:
                 name = self.sections[shndx].name
@@ -374,7 +437,7 @@ class ElfFile:
         result: list[RelocationSection] = []
         rel_format = struct.Struct(self.endian + "QQ")
         rela_format = struct.Struct(self.endian + "QQq")
-        nsymbols = max(len(self.symbols), 1)
+        nsymbols = len(self.symbols)
         for s in self.sections:
             if s.type not in (SectionType.SHT_REL, SectionType.SHT_RELA):
                 continue
@@ -387,7 +450,11 @@ class ElfFile:
                     offset=s.offset,
                 )
             if s.info >= len(self.sections) or s.info == 0:
-                raise self.error(f"relocates section {s.info}, out of range", section=s.name)
+                raise self.error(
+                    f"relocates section {s.info}, out of range",
+                    section=s.name,
+                    offset=self.header_offset(s.index, 44),
+                )
             rows = list((rela_format if is_rela else rel_format).iter_unpack(s.data))
             if rows and max(rows, key=_r_info)[1] >> 32 >= nsymbols:
                 i = next(i for i, row in enumerate(rows) if row[1] >> 32 >= nsymbols)

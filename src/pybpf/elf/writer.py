@@ -23,6 +23,7 @@ from pybpf.elf.constants import (
     ELFDATA2LSB,
     EM_BPF,
     EV_CURRENT,
+    MAX_SECTION_ALIGN,
     REL_SIZE,
     SHDR_SIZE,
     SHN_LORESERVE,
@@ -124,7 +125,14 @@ class ElfWriter:
         """Add a section with caller-supplied contents; return its index.
 
         ``size`` is only for ``SHT_NOBITS`` sections, which have a size but no bytes.
+        ``addralign`` is bounded by :data:`~pybpf.elf.constants.MAX_SECTION_ALIGN`: the
+        layout pads each section to it, so an absurd value would be an absurd file.
         """
+        if addralign < 0 or addralign & (addralign - 1) or addralign > MAX_SECTION_ALIGN:
+            raise ElfError(
+                f"section {name}: alignment {addralign} is not a power of two up to "
+                f"{MAX_SECTION_ALIGN}"
+            )
         if type == SectionType.SHT_NOBITS:
             body, sh_size = b"", size if size is not None else 0
         else:
@@ -296,7 +304,7 @@ def rewrite(elf: ElfFile) -> bytes:
     objects that went through our writer.
     """
     if elf.endian != "<":
-        raise elf.error("only little-endian objects can be rewritten")
+        raise elf.error("only little-endian objects can be rewritten", offset=5)
     strtabs = [s.index for s in elf.sections if s.type == SectionType.SHT_STRTAB]
     kept = [
         s for s in elf.sections[1:] if s.type != SectionType.SHT_STRTAB or s.index == strtabs[0]
@@ -312,7 +320,11 @@ def rewrite(elf: ElfFile) -> bytes:
         elif sec.type == SectionType.SHT_SYMTAB:
             w.add_symtab(sec.name)
         elif sec.type == SectionType.SHT_RELA:
-            raise elf.error("RELA sections are not supported", section=sec.name)
+            raise elf.error(
+                "RELA sections are not supported",
+                section=sec.name,
+                offset=elf.header_offset(sec.index, 4),
+            )
         elif sec.type == SectionType.SHT_REL:
             rel = relocs[sec.index]
             w.add_relocations(new_index[rel.target], rel.relocations, name=sec.name)

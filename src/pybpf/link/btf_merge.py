@@ -140,7 +140,8 @@ class _Merger:
             if not isinstance(func, BtfFunc):
                 continue
             proto = winner.obj.btf[func.type]
-            assert isinstance(proto, BtfFuncProto)
+            if not isinstance(proto, BtfFuncProto):
+                continue  # refused by the input checks; nothing to take names from
             for ref in g.refs:
                 ref_info = ref.obj.globals_btf.get(g.name)
                 if ref is winner or ref_info is None or ref.obj.btf is None:

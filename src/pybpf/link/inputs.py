@@ -6,17 +6,34 @@ named ``.rel<target>``, power-of-two alignments, and instruction sections whose 
 whole number of instructions.  Everything the linker rebuilds (symbol and string tables,
 ``.BTF``, ``.BTF.ext``, their relocations) or drops (DWARF, ``.llvm_addrsig``) is classified
 here, so the layout stage only sees sections that end up in the output.
+
+Beyond libbpf, every offset the later stages add a placement to is checked against the section
+it points into (symbols, relocations, DATASEC entries, ``.BTF.ext`` records), and every FUNC's
+type must be a FUNC_PROTO.  The later stages can then trust their input: a hostile object is
+refused here, naming the file, the section and the symbol or offset, instead of surfacing as
+a value that does not fit the output's fields.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pybpf.btf.btf import Btf
-from pybpf.btf.ext import BtfExt
-from pybpf.btf.types import BtfDatasec, BtfFunc, BtfType, BtfVar, FuncLinkage, VarLinkage
+from pybpf.btf.ext import BtfExt, CoreRelo, FuncInfo, LineInfo
+from pybpf.btf.types import (
+    BtfDatasec,
+    BtfFunc,
+    BtfFuncProto,
+    BtfType,
+    BtfVar,
+    FuncLinkage,
+    VarLinkage,
+)
 from pybpf.elf.constants import (
+    MAX_SECTION_ALIGN,
+    SHN_LORESERVE,
     SHN_UNDEF,
     BpfReloc,
     ElfType,
@@ -30,6 +47,10 @@ from pybpf.elf.reader import ElfFile, Section
 from pybpf.errors import BpfError, LinkError
 
 BPF_INSN_SIZE = 8
+BPF_JMP_CALL = 0x85
+"""Opcode of ``call`` (BPF_JMP | BPF_CALL)."""
+BPF_PSEUDO_CALL = 1
+"""``src_reg`` of a call to a BPF function (rather than a helper or kfunc)."""
 EXTERN_DATASEC = ".extern"
 """Where clang puts the BTF of extern variables declared without a section attribute."""
 
@@ -119,6 +140,7 @@ def load_input(index: int, path: str, data: bytes) -> InputObject:
     _check_symbols(obj)
     _check_relocations(obj)
     obj.content = [s for s in elf.sections if not is_dropped_section(s)]
+    _check_btf(obj)
     obj.globals_btf = _index_globals(obj)
     return obj
 
@@ -163,8 +185,12 @@ def _check_sections(obj: InputObject) -> None:
             continue
         if sec.type not in supported:
             raise obj.error(f"section {sec.name} has unsupported type {sec.type:#x}")
-        if sec.addralign & (sec.addralign - 1):
-            raise obj.error(f"section {sec.name} alignment {sec.addralign} is not a power of 2")
+        if sec.addralign & (sec.addralign - 1) or sec.addralign > MAX_SECTION_ALIGN:
+            # The layout pads to this alignment: a huge one would make a huge output.
+            raise obj.error(
+                f"section {sec.name} alignment {sec.addralign} is not a power of 2 up to "
+                f"{MAX_SECTION_ALIGN}"
+            )
         if sec.is_exec and sec.size % BPF_INSN_SIZE:
             raise obj.error(
                 f"section {sec.name} size {sec.size} is not a multiple of {BPF_INSN_SIZE}"
@@ -188,6 +214,21 @@ def _check_symbols(obj: InputObject) -> None:
             raise obj.error(f"{where} is an invalid extern (local or typed undefined symbol)")
         if sym.is_extern and obj.elf.section(".BTF") is None:
             raise obj.error(f"extern {sym.name!r} needs BTF, but the object has no .BTF")
+        if sym.type == SymbolType.STT_SECTION and (
+            not SHN_UNDEF < sym.shndx < SHN_LORESERVE or sym.value
+        ):
+            # Relocations against it add its section's placement: it must be that section.
+            raise obj.error(
+                f"{where} is a section symbol with section index {sym.shndx:#x} and value "
+                f"{sym.value:#x} (expected a section and 0)"
+            )
+        if SHN_UNDEF < sym.shndx < SHN_LORESERVE:
+            sec = obj.elf.sections[sym.shndx]
+            if not is_dropped_section(sec) and sym.value + sym.size > sec.size:
+                raise obj.error(
+                    f"{where}: {sym.size} bytes at {sym.value:#x} lie outside section "
+                    f"{sec.name} ({sec.size} bytes)"
+                )
 
 
 def _check_relocations(obj: InputObject) -> None:
@@ -216,8 +257,86 @@ def _check_relocations(obj: InputObject) -> None:
                 raise obj.error(
                     f"{sec.name}: relocation #{i} at {r.offset:#x} is not on an instruction"
                 )
-            if r.offset >= max(target.size, 1):
-                raise obj.error(f"{sec.name}: relocation #{i} at {r.offset:#x} is out of range")
+            width = _patched_bytes(r.type, bool(target.flags & SectionFlags.SHF_EXECINSTR))
+            if r.offset + width > target.size:
+                raise obj.error(
+                    f"{sec.name}: relocation #{i} patches {width} bytes at {r.offset:#x}, "
+                    f"outside {target.name} ({target.size} bytes)"
+                )
+            if target.flags & SectionFlags.SHF_EXECINSTR:
+                _check_call_insn(obj, target, sec.name, i, r.offset)
+
+
+def _check_call_insn(
+    obj: InputObject, target: Section, rel_name: str, index: int, offset: int
+) -> None:
+    """A relocated ``call`` must be a BPF-to-BPF call (``src_reg == BPF_PSEUDO_CALL``).
+
+    The object layer types a call to an extern by its relocation alone, so an input whose call
+    carries another ``src_reg`` opens; once the linker binds that call to a real function the
+    output would not.  Refusing it here names the input instead of the output.
+    """
+    if offset + 2 > len(target.data) or target.data[offset] != BPF_JMP_CALL:
+        return
+    regs = target.data[offset + 1]
+    src_reg = regs >> 4 if obj.elf.endian == "<" else regs & 0xF
+    if src_reg != BPF_PSEUDO_CALL:
+        raise obj.error(
+            f"{rel_name}: relocation #{index} is on a call at {offset:#x} in {target.name} "
+            f"with src_reg {src_reg} (a BPF-to-BPF call has src_reg {BPF_PSEUDO_CALL})"
+        )
+
+
+def _patched_bytes(kind: int, in_code: bool) -> int:
+    """How many bytes at its offset a relocation of ``kind`` covers: a whole instruction in
+    code (two for ``ld_imm64``), the patched word in data."""
+    if in_code:
+        return 2 * BPF_INSN_SIZE if kind == BpfReloc.R_BPF_64_64 else BPF_INSN_SIZE
+    return 8 if kind in (BpfReloc.R_BPF_64_ABS64, BpfReloc.R_BPF_64_64) else 4
+
+
+def _check_btf(obj: InputObject) -> None:
+    """FUNCs must have prototypes, and whatever the BTF places in a linked section (DATASEC
+    entries, ``.BTF.ext`` records) must lie inside that section."""
+    types = obj.types
+    for type_id, t in enumerate(types, 1):
+        if isinstance(t, BtfFunc) and not (
+            0 < t.type <= len(types) and isinstance(types[t.type - 1], BtfFuncProto)
+        ):
+            raise obj.error(
+                f"section .BTF: type #{type_id} FUNC {t.name!r} refers to type {t.type}, "
+                "not to a FUNC_PROTO"
+            )
+    linked = {sec.name: sec for sec in obj.content}
+    for type_id, ds in obj.datasecs():
+        sec = linked.get(ds.name)
+        if sec is None:
+            continue  # .kconfig, .ksyms, .extern: no bytes of their own
+        for info in ds.vars:
+            if info.offset + info.size > sec.size:
+                raise obj.error(
+                    f"section .BTF: DATASEC {ds.name!r} (type #{type_id}) places type "
+                    f"#{info.type} at {info.offset:#x}+{info.size}, outside section "
+                    f"{ds.name} ({sec.size} bytes)"
+                )
+    if obj.ext is None:
+        return
+    tables: tuple[tuple[str, Mapping[str, tuple[FuncInfo | LineInfo | CoreRelo, ...]]], ...] = (
+        ("func_info", obj.ext.func_info),
+        ("line_info", obj.ext.line_info),
+        ("CO-RE relocation", obj.ext.core_relos),
+    )
+    for what, table in tables:
+        for name, records in table.items():
+            sec = linked.get(name)
+            if sec is None:
+                raise obj.error(f"section .BTF.ext: {what} for section {name!r}, which it lacks")
+            for r in records:
+                if r.insn_off >= sec.size:
+                    raise obj.error(
+                        f"section .BTF.ext: {what} at {r.insn_off:#x} is outside section "
+                        f"{name} ({sec.size} bytes)"
+                    )
 
 
 def _is_non_static(t: BtfVar | BtfFunc) -> bool:

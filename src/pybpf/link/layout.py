@@ -26,6 +26,8 @@ from pybpf.link.inputs import InputObject
 
 DEDUPED_SECTIONS = ("license", "version")
 MAPS_SECTION = ".maps"
+MAX_SECTION_SIZE = 0xFFFFFFFF
+"""Output sections are described by BTF DATASECs and ``.BTF.ext`` offsets, 32-bit fields."""
 
 
 @dataclass(slots=True)
@@ -108,6 +110,11 @@ class Layout:
                 return
         align = max(out.addralign, sec.addralign, 1)
         offset = -(-out.size // align) * align
+        if offset + sec.size > MAX_SECTION_SIZE:
+            raise LinkError(
+                f"{obj.path}: section {sec.name!r} ({sec.size} bytes) would end at "
+                f"{offset + sec.size:#x} in the output, past the 4 GiB BTF can describe"
+            )
         if not out.is_nobits:
             out.data += bytes(offset - out.size)
             out.data += sec.data

@@ -11,7 +11,9 @@ same definition and every DATASEC entry describes the bytes that symbol really n
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,13 +85,44 @@ def link_files(output: str, inputs: list[str], libraries: list[str]) -> None:
         from pybpf.registry import library_objects
 
         inputs = [*inputs, *(str(p) for p in library_objects(libraries))]
-    data = link_objects(inputs)
-    tmp = f"{output}.tmp{os.getpid()}"
+    write_atomically(output, link_objects(inputs))
+
+
+def write_atomically(output: str, data: bytes) -> None:
+    """Replace ``output`` with ``data``: readers see the old file or the whole new one.
+
+    The temporary file is created exclusively (``mkstemp``: a fresh name, ``O_EXCL``, no
+    symlink followed) in the output's directory, so a file or symlink planted at a name we
+    would have chosen is never written through, even when we run as root in a shared
+    directory.  ``mkstemp`` creates it 0600; it gets the mode a plain ``open()`` would have
+    given (0666 less the umask) before it takes the output's name.
+    """
+    path = Path(output)
     try:
-        Path(tmp).write_bytes(data)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise LinkError(f"{output}: cannot write: {exc.strerror}") from None
+    replaced = False
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
+            f.write(data)
         os.replace(tmp, output)
+        replaced = True
     except OSError as exc:
         raise LinkError(f"{output}: cannot write: {exc.strerror}") from None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if not replaced:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``os.umask`` can only
+    be read by setting it, which races with other threads creating files)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("Umask:"))[6:], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -16,12 +16,9 @@ from dataclasses import dataclass
 
 from pybpf.elf.constants import BpfReloc, SymbolType
 from pybpf.errors import LinkError
-from pybpf.link.inputs import BPF_INSN_SIZE, InputObject
+from pybpf.link.inputs import BPF_INSN_SIZE, BPF_JMP_CALL, InputObject
 from pybpf.link.layout import Layout, OutSection
 from pybpf.link.symbols import OutSymbol, SymbolTable
-
-BPF_JMP_CALL = 0x85
-"""Opcode of ``call`` (BPF_JMP | BPF_CALL)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,30 +43,38 @@ def relocate(
             for r in rel.relocations:
                 src = obj.elf.symbols[r.symbol]
                 sym = table.by_input.get((obj.index, r.symbol))
-                if sym is None:
+                is_section = src.type == SymbolType.STT_SECTION
+                ref = layout.placement(obj, src.shndx) if is_section else None
+                if sym is None or (is_section and ref is None):
                     raise LinkError(
                         f"{obj.path}: {rel.section.name}: relocation at {r.offset:#x} refers "
                         f"to {src.name or 'a symbol'!r} in a section that is not linked"
                     )
                 offset = placement.offset + r.offset
-                if src.type == SymbolType.STT_SECTION:
-                    ref = layout.placement(obj, src.shndx)
-                    assert ref is not None
-                    _add_to_addend(obj, target, offset, r.type, ref.offset)
+                if ref is not None:
+                    where = f"{obj.path}: {rel.section.name}: relocation at {r.offset:#x}"
+                    _add_to_addend(where, target, offset, r.type, ref.offset)
                 relocs.append(OutRelocation(offset, r.type, sym))
     return out
 
 
-def _add_to_addend(obj: InputObject, sec: OutSection, offset: int, kind: int, delta: int) -> None:
+def _add_to_addend(where: str, sec: OutSection, offset: int, kind: int, delta: int) -> None:
+    """Add ``delta`` to the addend held at ``offset`` of ``sec``; ``where`` names the input
+    relocation for errors (an addend that no longer fits its field)."""
     if delta == 0:
         return
     data = sec.data
     if sec.is_nobits:
-        raise LinkError(f"{obj.path}: relocation in {sec.name}, which holds no bytes")
+        raise LinkError(f"{where}: {sec.name} holds no bytes to patch")
     if sec.is_exec:
         opcode = data[offset]
         (imm,) = struct.unpack_from("<i", data, offset + 4)
         imm += delta // BPF_INSN_SIZE if opcode == BPF_JMP_CALL else delta
+        if not -(2**31) <= imm < 2**31:
+            raise LinkError(
+                f"{where}: instruction immediate {imm} (after adding {delta} for the "
+                "placement of its section) does not fit 32 bits"
+            )
         struct.pack_into("<i", data, offset + 4, imm)
     elif kind == BpfReloc.R_BPF_64_ABS64:
         (value,) = struct.unpack_from("<Q", data, offset)
@@ -79,6 +84,6 @@ def _add_to_addend(obj: InputObject, sec: OutSection, offset: int, kind: int, de
         struct.pack_into("<I", data, offset, (value + delta) & 0xFFFFFFFF)
     else:
         raise LinkError(
-            f"{obj.path}: relocation type {kind} against a section symbol in data section "
+            f"{where}: relocation type {kind} against a section symbol in data section "
             f"{sec.name} is not supported"
         )

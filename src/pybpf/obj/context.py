@@ -47,6 +47,8 @@ class ParseContext:
     text_index: int = 0
     maps_index: int = -1
     data_sections: dict[int, MapKind] = field(default_factory=dict)
+    data_bytes: int = 0
+    """The size of all global data so far (what opening the object will hold in memory)."""
     code_sections: list[Section] = field(default_factory=list)
 
     @property
@@ -80,10 +82,16 @@ class ParseContext:
         if self.btf is None:
             return None
         for type_id in self.btf.find(name, BtfKind.DATASEC):
-            t = self.btf[type_id]
-            assert isinstance(t, BtfDatasec)
-            return type_id, t
+            return type_id, self.datasec_at(type_id)
         return None
+
+    def datasec_at(self, type_id: int) -> BtfDatasec:
+        """BTF type ``type_id``, which the BTF's kind index says is a DATASEC."""
+        t = self.need_btf(f"DATASEC #{type_id}")[type_id]
+        if not isinstance(t, BtfDatasec):
+            raise self.error(f"BTF type #{type_id} is a {t.kind.name}, expected DATASEC",
+                             section=".BTF")
+        return t
 
     def first_type_named(self, name: str) -> int:
         """libbpf's ``btf__find_by_name``: the first type of any kind called ``name``, or 0."""

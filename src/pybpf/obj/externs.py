@@ -16,7 +16,6 @@ from dataclasses import replace
 from pybpf.btf import Btf
 from pybpf.btf.types import (
     BtfArray,
-    BtfDatasec,
     BtfEnum,
     BtfEnum64,
     BtfFunc,
@@ -64,23 +63,24 @@ def _btf_of_extern(ctx: ParseContext, name: str) -> tuple[int, BtfVar | BtfFunc]
         t = btf[type_id]
         if isinstance(t, BtfVar):
             if t.linkage is not VarLinkage.GLOBAL_EXTERN:
-                raise ctx.error(f"extern '{name}': BTF VAR #{type_id} is not extern")
+                raise ctx.error(f"extern '{name}': BTF VAR #{type_id} is not extern",
+                                section=".BTF")
             return type_id, t
         if isinstance(t, BtfFunc):
             if t.linkage is not FuncLinkage.EXTERN:
-                raise ctx.error(f"extern '{name}': BTF FUNC #{type_id} is not extern")
+                raise ctx.error(f"extern '{name}': BTF FUNC #{type_id} is not extern",
+                                section=".BTF")
             return type_id, t
     raise ctx.error(f"extern '{name}' has no BTF VAR or FUNC", section=".BTF")
 
 
-def _datasec_index(btf: Btf) -> dict[int, str]:
+def _datasec_index(ctx: ParseContext, btf: Btf) -> dict[int, str]:
     """Which DATASEC each VAR/FUNC id is listed in (the first one, as libbpf searches)."""
     index: dict[int, str] = {}
     for sec_id in btf.type_ids():
         if btf.kind_of(sec_id) != BtfKind.DATASEC:
             continue
-        t = btf[sec_id]
-        assert isinstance(t, BtfDatasec)
+        t = ctx.datasec_at(sec_id)
         for v in t.vars:
             index.setdefault(v.type, t.name)
     return index
@@ -106,14 +106,15 @@ def collect_externs(ctx: ParseContext) -> list[ExternSpec]:
         ):
             continue
         type_id, t = _btf_of_extern(ctx, sym.name)
-        btf = ctx.need_btf("externs")
+        btf = ctx.need_btf("externs", ".symtab")
         if sections is None:
-            sections = _datasec_index(btf)
+            sections = _datasec_index(ctx, btf)
         section = sections.get(type_id, "")
         weak = sym.is_weak
         if section == KCONFIG_SECTION:
             if isinstance(t, BtfFunc):
-                raise ctx.error(f"extern function '{t.name}' cannot be in {KCONFIG_SECTION}")
+                raise ctx.error(f"extern function '{t.name}' cannot be in {KCONFIG_SECTION}",
+                                section=KCONFIG_SECTION)
             size = btf.size_of(t.type)
             align = btf.align_of(t.type)
             kcfg, signed = _kcfg_type(btf, t.type)

@@ -367,7 +367,6 @@ def data_map(
         flags |= MapFlags.RDONLY_PROG
     if found is not None and any(not v.is_static for v in variables):
         flags |= MapFlags.MMAPABLE
-    image = bytes(section.size) if kind is MapKind.BSS else bytes(section.data)
     kernel_name = internal_map_name(ctx.name, section.name)
     # libbpf shows custom .data.*/.rodata.* maps by their full section name (map_uses_real_name)
     custom = kind in (MapKind.DATA, MapKind.RODATA) and section.name not in (".data", ".rodata")
@@ -383,7 +382,7 @@ def data_map(
         flags=flags,
         value_type_id=value_type_id,
         btf_var_type_id=value_type_id,
-        initial_value=image,
+        file_data=bytes(section.data),
         section_index=section.index,
     )
 
@@ -408,7 +407,6 @@ def kconfig_map(ctx: ParseContext, size: int, has_vars: bool, symtab_index: int)
         flags=flags,
         value_type_id=value_type_id,
         btf_var_type_id=value_type_id,
-        initial_value=bytes(size),
         section_index=symtab_index,
     )
 

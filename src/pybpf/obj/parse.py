@@ -35,8 +35,18 @@ SHT_LLVM_ADDRSIG = 0x6FFF4C03
 LICENSE_MAX = 63
 """libbpf keeps at most 63 bytes of the license string."""
 MAX_DATA_SECTION = 1 << 28
-"""Global-data sections become one array value; the kernel caps those at a few MiB, so a
-larger ``.bss`` (whose size costs nothing in the file) is corruption, not data to allocate."""
+"""Largest global-data section accepted (256 MiB).
+
+Each global-data section becomes the one value of an array map, and whoever opens the object
+holds that value in memory (a ``.bss`` too: its size costs nothing in the file, but its image
+does).  libbpf has no cap and the kernel refuses only values over ``INT_MAX`` bytes (6.18
+creates a 2 GiB - 8 array value, E2BIG at 2 GiB), so the limit is pybpf's own: far above
+any real program's globals, far below what a few corrupt header bytes could ask for."""
+MAX_DATA_TOTAL = 1 << 29
+"""Largest sum of all global-data sections of one object (512 MiB).
+
+The per-section cap alone lets a 6 KiB file with a dozen ``.bss.*`` section headers ask for
+gigabytes; this bounds what opening one object can cost, whatever its section count."""
 
 
 def _ignored(section: Section) -> bool:
@@ -73,7 +83,8 @@ def _classify_sections(ctx: ParseContext) -> tuple[Section | None, Section | Non
             ctx.maps_index = section.index
         elif name in (".BTF", ".BTF.ext"):
             if section.type != SectionType.SHT_PROGBITS:
-                raise ctx.error(f"{name} is not SHT_PROGBITS", section=name)
+                raise ctx.error(f"{name} is not SHT_PROGBITS", section=name,
+                                offset=ctx.elf.header_offset(section.index, 4))
             if name == ".BTF":
                 btf_section = section
             else:
@@ -84,12 +95,30 @@ def _classify_sections(ctx: ParseContext) -> tuple[Section | None, Section | Non
             ctx.code_sections.append(section)
         elif section.size > 0:
             kind = data_section_kind(section)
-            if kind is not None and section.size > MAX_DATA_SECTION:
-                raise ctx.error(f"global-data section of {section.size} bytes is larger than "
-                                "any BPF array value", section=name, offset=section.offset)
             if kind is not None:
+                ctx.data_bytes += section.size
+                # Point at the header's sh_size: a .bss has no contents to point at.
+                _check_data_size(ctx, name, section.size, ctx.data_bytes,
+                                 ctx.elf.header_offset(section.index, 32))
                 ctx.data_sections[section.index] = kind
     return btf_section, ext_section
+
+
+def _check_data_size(
+    ctx: ParseContext, name: str, size: int, total: int, offset: int | None
+) -> None:
+    """Refuse a global-data map of ``size`` bytes past :data:`MAX_DATA_SECTION`, or one that
+    takes the object's global data (``total``, with it) past :data:`MAX_DATA_TOTAL`, before
+    anything is allocated for it."""
+    if size > MAX_DATA_SECTION:
+        message = (f"global data of {size} bytes is larger than the "
+                   f"{MAX_DATA_SECTION >> 20} MiB pybpf accepts for one section")
+    elif total > MAX_DATA_TOTAL:
+        message = (f"global data adds up to {total} bytes with this section, more than the "
+                   f"{MAX_DATA_TOTAL >> 20} MiB pybpf accepts for one object")
+    else:
+        return
+    raise ctx.error(message, section=name, offset=offset)
 
 
 def _kconfig_variables(externs: list[ExternSpec]) -> list[VarSpec]:
@@ -117,7 +146,7 @@ def parse_object(elf: ElfFile, name: str | None = None) -> ObjectSpec:
     obj_name = name[:15] if name else default_object_name(elf.path)
     ctx = ParseContext(elf, obj_name, None, None)
     if not elf.symbols:
-        raise ctx.error("no symbol table (stripped object?)")
+        raise ctx.error("no symbol table (stripped object?)", section=".symtab")
     btf_section, ext_section = _classify_sections(ctx)
     if btf_section is not None:
         ctx.btf = Btf.from_bytes(btf_section.data, file=ctx.file, section=".BTF")
@@ -138,8 +167,10 @@ def parse_object(elf: ElfFile, name: str | None = None) -> ObjectSpec:
         data_maps.append(data_map(ctx, section, kind, section_vars))
     kconfig_vars = _kconfig_variables(externs)
     if kconfig_vars:
+        size = kconfig_size(externs)
+        _check_data_size(ctx, KCONFIG_SECTION, size, ctx.data_bytes + size, None)
         symtab = next(s.index for s in elf.sections if s.type == SectionType.SHT_SYMTAB)
-        data_maps.append(kconfig_map(ctx, kconfig_size(externs), True, symtab))
+        data_maps.append(kconfig_map(ctx, size, True, symtab))
         variables.extend(kconfig_vars)
 
     functions = collect_programs(ctx)

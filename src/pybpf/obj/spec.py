@@ -81,10 +81,24 @@ class MapSpec:
     map_extra: int = 0
     inner: MapSpec | None = None
     init_slots: tuple[tuple[int, str], ...] = ()
-    initial_value: bytes = field(default=b"", repr=False)
+    file_data: bytes = field(default=b"", repr=False)
+    """What the object file holds for a global-data map: the ``.data``/``.rodata`` bytes;
+    nothing for ``.bss`` and ``.kconfig``, which start as zeros (see :attr:`initial_value`)."""
     section_index: int = 0
     def_offset: int = 0
     kernel_name: str = ""
+
+    @property
+    def initial_value(self) -> bytes:
+        """The value a global-data map starts with (libbpf's ``bpf_map__initial_value``).
+
+        Zero-filled to ``value_size`` when asked for, not when the object is parsed: a
+        ``.bss`` costs nothing in the file, and describing an object (``object show``, the
+        linker, code generators) should not allocate its size.
+        """
+        if not self.is_internal:
+            return self.file_data
+        return self.file_data.ljust(self.value_size, b"\0")
 
     @property
     def bpf_name(self) -> str:
