@@ -19,8 +19,11 @@ import pytest
 from conftest import compile_bpf
 from pybpf import BpfError, BtfError
 from pybpf.btf import Btf, BtfKind
+from pybpf.btf.c_dump import CDumper, dump_c
+from pybpf.btf.c_dump_layout import Layout
 from pybpf.btf.dump_raw import dump_raw
 from pybpf.btf.ext import BtfExt
+from pybpf.btf.types import BtfVar
 from test_btf_model import RawBtf, elf_section
 
 FILE = "corrupt.o"
@@ -301,3 +304,33 @@ def test_fuzz_btf_ext(name: str) -> None:
     cases = mutations(ext_data, rng, flips=300, words=300, step=max(1, len(ext_data) // 150))
     assert len(cases) > 700
     assert run_cases(cases, target) < CASE_BUDGET_S
+
+
+def exercise_c_dump(data: bytes) -> None:
+    """The C dumper and the declarations skeletons write, on untrusted BTF.
+
+    Mutated sizes and offsets make structs of gigabytes: refused, not printed line by line
+    (that was a MemoryError, and seconds per case).
+    """
+    try:
+        btf = parse(data)
+        btf.validate()
+    except BpfError:
+        return
+    with contextlib.suppress(BpfError):
+        dump_c(btf)
+    dumper = CDumper(btf)
+    layout = Layout(btf)
+    for var in btf:
+        if isinstance(var, BtfVar):
+            with contextlib.suppress(BpfError):
+                dumper.type_declaration(var.type, var.name, 2, True)
+            with contextlib.suppress(BpfError):
+                layout.align_of(var.type)
+
+
+@pytest.mark.parametrize("name", ["btfkinds", "cdump_layout", "cdump_graph"])
+def test_fuzz_c_dump(name: str) -> None:
+    data = fixture_btf_bytes(name)
+    cases = mutations(data, random.Random(SEED + 2), flips=250, words=250, step=len(data) // 50)
+    assert run_cases(cases, exercise_c_dump) < CASE_BUDGET_S

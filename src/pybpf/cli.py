@@ -80,9 +80,9 @@ def cmd_btf(args: Sequence[str]) -> int:
 
         _write(dump_raw(btf))
     elif fmt == "c":
-        from pybpf.btf.c_dump import dump_c
+        from pybpf.btf.c_dump import write_c
 
-        _write(dump_c(btf))
+        write_c(btf, _write)
     else:
         raise UsageError(f"unknown format '{fmt}' (expected raw or c)")
     return 0

@@ -363,7 +363,8 @@ class Btf:
     def string(self, offset: int) -> str:
         """The NUL-terminated string at ``offset`` of the (possibly split) string section."""
         if offset < self.start_str_off:
-            assert self.base is not None
+            if self.base is None:  # only a negative offset gets here
+                raise self._error(f"string offset {offset} out of range")
             return self.base.string(offset)
         cached = self._str_cache.get(offset)
         if cached is not None:
@@ -450,6 +451,12 @@ class Btf:
             return self.base.name_of(type_id)
         (name_off,) = self._fmt.u32.unpack_from(self._data, self._raw_offset(type_id))
         return self.string(name_off)
+
+    def describe(self, type_id: int) -> str:
+        """``STRUCT 'foo'`` or ``anonymous PTR``: how error messages name a type."""
+        name = self.name_of(type_id)
+        kind = self.kind_of(type_id).name
+        return f"{kind} '{name}'" if name else f"anonymous {kind}"
 
     def __getitem__(self, type_id: int) -> BtfType:
         """The type with id ``type_id`` (``KeyError``-free: bad ids raise :class:`BtfError`)."""
@@ -821,9 +828,11 @@ class Btf:
         raise self._error(f"type #{type_id}: typedef/modifier chain too long (reference cycle?)")
 
     def _target(self, type_id: int) -> int:
+        """The type a typedef or modifier refers to (callers have checked the kind)."""
         t = self[type_id]
-        assert isinstance(t, BtfTypedef | BtfVolatile | BtfConst | BtfRestrict | BtfTypeTag)
-        return t.type
+        if isinstance(t, BtfTypedef | BtfVolatile | BtfConst | BtfRestrict | BtfTypeTag):
+            return t.type
+        raise self._error(f"type #{type_id}: {t.kind.name} '{t.name}' refers to no type")
 
     def size_of(self, type_id: int) -> int:
         """Size in bytes of a value of ``type_id``, as ``sizeof`` would give."""

@@ -17,12 +17,17 @@ A :class:`CDumper` remembers what it has emitted and which names it has handed o
 like one ``struct btf_dump``: asking for the same type twice prints it once, and a second type
 named like an earlier one is renamed ``name___2``.  Code generators keep one dumper per output
 file for that reason.
+
+Hostile BTF ends in a :class:`BtfError` naming the type, where libbpf overflows its stack or
+loops: a reference cycle with no named struct or union in it (a pointer to itself, an array
+of itself), or a struct whose size or member offsets reach 2^31 bits.  Output can be streamed
+(:func:`write_c`) so that a legitimately huge dump is never held in memory whole.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from pybpf.btf.btf import Btf
@@ -53,7 +58,7 @@ from pybpf.btf.types import (
 )
 from pybpf.errors import BtfError
 
-__all__ = ["FOOTER", "HEADER", "CDumper", "dump_c"]
+__all__ = ["FOOTER", "HEADER", "CDumper", "dump_c", "write_c"]
 
 # Per-type ordering and emission states (libbpf's btf_dump_type_{order,emit}_state).
 _NOT_DONE, _IN_PROGRESS, _DONE = 0, 1, 2
@@ -66,6 +71,16 @@ _RECURSION_LIMIT = 20_000
 
 _MAX_NAME = 255
 """libbpf builds a renamed type's ``name___N`` in a 256-byte buffer."""
+
+_MAX_LAYOUT_BITS = 1 << 31
+"""Bit offsets a struct definition can mean: libbpf (so bpftool) keeps them in an ``int``.
+
+A struct of 256 MiB or more, or a member placed past its struct's end, would print as
+millions of padding lines computed from overflowed offsets; such a type is refused instead.
+"""
+
+_SPILL_PIECES = 4096
+"""Text pieces a streaming dump buffers before handing them to its writer."""
 
 _MISSING_BASE_TYPES = {
     "__Poly8_t": "unsigned char",
@@ -133,6 +148,11 @@ class CDumper:
         self._ident_names: dict[str, int] = {}
         self._strip_mods = False
         self._out: list[str] = []
+        self._sink: Callable[[str], object] | None = None
+        self._order_path = bytearray(count)
+        """Which reference types the ordering walk is inside, one bit per ``through_ptr``."""
+        self._decl_path: set[int] = set()
+        """Anonymous structs and prototypes whose declarations are being written out."""
         self.warnings: list[str] = []
         """What libbpf would have logged with pr_warn (malformed BTF it carries on past)."""
 
@@ -147,17 +167,36 @@ class CDumper:
         return self.emit_types((type_id,))
 
     def emit_types(self, type_ids: Iterable[int]) -> str:
-        """:meth:`emit_type` over several ids, concatenated (one join for the whole output)."""
+        """:meth:`emit_type` over several ids, concatenated."""
+        parts: list[str] = []
+        self.write_types(type_ids, parts.append)
+        return "".join(parts)
+
+    def write_types(self, type_ids: Iterable[int], write: Callable[[str], object]) -> None:
+        """:meth:`emit_types`, handing the text to ``write`` piece by piece as it is made.
+
+        Memory stays bounded by the size of a piece, not of the output: a struct with a huge
+        hole prints millions of padding lines, which a CLI should stream, not collect.  The
+        text is that of :meth:`emit_types`; after an error, ``write`` has had what came
+        before the faulty type.
+        """
         order_state = self._order_state
         end_id = self.btf.end_id
-        with self._deep_recursion():
-            for type_id in type_ids:
-                # A root already ordered queues nothing: most of vmlinux's roots were reached
-                # from an earlier one, so skipping them here saves a call each.
-                if 0 <= type_id < end_id and order_state[type_id] == _DONE:
-                    continue
-                self._dump_type(type_id)
-        return self._take()
+        out = self._out
+        self._sink = write
+        try:
+            with self._deep_recursion():
+                for type_id in type_ids:
+                    # A root already ordered queues nothing: most of vmlinux's roots were
+                    # reached from an earlier one, so skipping them here saves a call each.
+                    if 0 <= type_id < end_id and order_state[type_id] == _DONE:
+                        continue
+                    self._dump_type(type_id)
+                    if len(out) >= _SPILL_PIECES:
+                        self._spill()
+            self._spill()
+        finally:
+            self._sink = None
 
     def type_declaration(
         self, type_id: int, name: str = "", indent_level: int = 0, strip_mods: bool = False
@@ -193,8 +232,18 @@ class CDumper:
         self._out.clear()
         return text
 
+    def _spill(self) -> None:
+        """Hand the text written so far to the streaming writer, if there is one."""
+        if self._sink is not None and self._out:
+            self._sink(self._take())
+
     def _error(self, message: str) -> BtfError:
         return BtfError(message, file=self.btf.file, section=self.btf.section)
+
+    def _cycle(self, type_id: int, what: str) -> BtfError:
+        """A reference cycle C cannot spell: no named struct or union breaks it."""
+        described = self.btf.describe(type_id)
+        return self._error(f"unsatisfiable type cycle, id:[{type_id}]: {described} {what}")
 
     def _check_id(self, type_id: int) -> None:
         if type_id < 0 or type_id >= self.btf.end_id:
@@ -293,8 +342,8 @@ class CDumper:
 
         Only defining kinds (struct, union, enum, fwd, typedef) get a state; pointers, arrays,
         prototypes and modifiers are paths whose strength depends on how they were reached.
-        Kinds are told apart by ``type(t) is ...``, most frequent first: this runs ~350,000
-        times for vmlinux, and a ``match`` on class patterns tried up to 20 ``isinstance``.
+        Kinds are told apart by ``type(t) is ...``: this runs ~350,000 times for vmlinux,
+        and a ``match`` on class patterns tried up to 20 ``isinstance``.
         """
         state = self._order_state
         if state[type_id] == _DONE:
@@ -309,16 +358,6 @@ class CDumper:
             # Nothing to declare in C (FUNCs are half of vmlinux's types), or a base type.
             state[type_id] = _DONE
             return 0
-        if type(t) is BtfPtr:
-            strong = self._order(t.type, True, queue)
-            state[type_id] = _DONE
-            return strong
-        if type(t) is BtfFuncProto:
-            strong = self._order(t.return_type, through_ptr, queue) > 0
-            for param in t.params:
-                if state[param.type] == _DONE or self._order(param.type, through_ptr, queue) > 0:
-                    strong = True
-            return int(strong)
         if type(t) is BtfStruct or type(t) is BtfUnion:
             if through_ptr and t.name:
                 return 0
@@ -330,22 +369,47 @@ class CDumper:
                 queue.append(type_id)
             state[type_id] = _DONE
             return 1
-        if type(t) is BtfTypedef:
-            strong = self._order(t.type, through_ptr, queue)
-            if through_ptr and not strong:
-                return 0  # like a named struct behind a pointer: usable undefined
-            queue.append(type_id)
-            state[type_id] = _DONE
-            return 1
-        if cls in _MODIFIERS:
-            return self._order(t.type, through_ptr, queue)  # type: ignore[union-attr]
-        if type(t) is BtfArray:
-            return self._order(t.type, False, queue)
         if type(t) is BtfEnum or type(t) is BtfEnum64 or type(t) is BtfFwd:
             if t.name or not self._referenced_types()[type_id]:
                 queue.append(type_id)
             state[type_id] = _DONE
             return 1
+        # What is left (pointers, prototypes, typedefs, qualifiers, arrays) leads on to other
+        # types.  Where the walk goes depends only on the type and ``through_ptr``: meeting
+        # the same pair again inside its own walk means a cycle that no struct or union
+        # breaks, which C cannot spell and libbpf would follow until its stack overflows.
+        path = self._order_path
+        bit = 2 if through_ptr else 1
+        if path[type_id] & bit:
+            raise self._cycle(type_id, "leads back to itself with no struct or union between")
+        path[type_id] |= bit
+        try:
+            if type(t) is BtfPtr:
+                strong = self._order(t.type, True, queue)
+                state[type_id] = _DONE
+                return strong
+            if type(t) is BtfFuncProto:
+                strong = self._order(t.return_type, through_ptr, queue) > 0
+                for param in t.params:
+                    if (
+                        state[param.type] == _DONE
+                        or self._order(param.type, through_ptr, queue) > 0
+                    ):
+                        strong = True
+                return int(strong)
+            if type(t) is BtfTypedef:
+                strong = self._order(t.type, through_ptr, queue)
+                if through_ptr and not strong:
+                    return 0  # like a named struct behind a pointer: usable undefined
+                queue.append(type_id)
+                state[type_id] = _DONE
+                return 1
+            if cls in _MODIFIERS:
+                return self._order(t.type, through_ptr, queue)  # type: ignore[union-attr]
+            if type(t) is BtfArray:
+                return self._order(t.type, False, queue)
+        finally:
+            path[type_id] &= ~bit
         state[type_id] = _DONE  # pragma: no cover - every kind is handled above
         return 0
 
@@ -447,6 +511,7 @@ class CDumper:
         self._out.append(f"{keyword}{sep}{self._type_name(type_id)}")
 
     def _emit_struct_def(self, type_id: int, t: BtfStruct | BtfUnion, level: int) -> None:
+        self._check_extent(type_id, t)
         write = self._out.append
         layout = self.layout
         is_struct = isinstance(t, BtfStruct)
@@ -483,14 +548,40 @@ class CDumper:
         if packed:
             write(" __attribute__((packed))")
 
+    def _check_extent(self, type_id: int, t: BtfStruct | BtfUnion) -> None:
+        """Refuse a layout no C compiler (nor bpftool's ``int`` arithmetic) can mean."""
+        keyword = "struct" if isinstance(t, BtfStruct) else "union"
+        named = f"{keyword} '{t.name}'" if t.name else f"anonymous {keyword}"
+        what = f"type #{type_id}: {named}"
+        bits = t.size * 8
+        if bits >= _MAX_LAYOUT_BITS:
+            raise self._error(
+                f"{what} of {t.size} bytes is too big to print as C (its bit offsets reach 2^31)"
+            )
+        for i, member in enumerate(t.members):
+            if member.offset > bits:
+                raise self._error(
+                    f"{what}: member {i} '{member.name}' at bit {member.offset} starts past "
+                    f"the end of the {t.size}-byte {keyword}"
+                )
+
     def _emit_padding(
         self, cur_off: int, next_off: int, next_align: int, in_bitfield: bool, indent: str
     ) -> None:
         if cur_off >= next_off:
             return
         fields = padding_fields(self.layout.ptr_size, cur_off, next_off, next_align, in_bitfield)
-        for type_name, bits in fields:
-            self._out.append(f"\n{indent}{type_name}: {bits};")
+        out = self._out
+        for type_name, bits, repeat in fields:
+            line = f"\n{indent}{type_name}: {bits};"
+            while repeat > 0:
+                # A hole of up to 2^31 bits is ~33 million lines: written in blocks, and
+                # spilled to a streaming writer as they come.
+                block = min(repeat, _SPILL_PIECES)
+                out.append(line * block)
+                repeat -= block
+                if len(out) >= _SPILL_PIECES or block == _SPILL_PIECES:
+                    self._spill()
 
     def _emit_enum_def(self, type_id: int, t: BtfEnum | BtfEnum64, level: int) -> None:
         write = self._out.append
@@ -552,10 +643,16 @@ class CDumper:
                 return
         strip = self._strip_mods
         chain: list[int] = []
+        # A chain longer than there are types goes round a cycle of pointers, qualifiers,
+        # arrays and return types, which has no end to print (libbpf loops forever on it).
+        steps_left = self.btf.end_id
         while True:
             if type_id == VOID:
                 chain.append(VOID)
                 break
+            steps_left -= 1
+            if steps_left < 0:
+                raise self._cycle(type_id, "is part of a declarator that never ends")
             t = btf[type_id]
             if not (strip and isinstance(t, Modifier)):
                 chain.append(type_id)
@@ -577,6 +674,23 @@ class CDumper:
                     )
                     break
         self._emit_type_chain(chain, field_name, level)
+
+    @contextmanager
+    def _inside_decl(self, type_id: int) -> Iterator[None]:
+        """Mark an anonymous struct or a prototype as being spelled out inline.
+
+        Its members or parameters are declared from inside it; meeting it again there is a
+        cycle no name breaks (``emit_types`` has ruled those out, but ``type_declaration``
+        is asked for arbitrary types), so this is the error instead of endless recursion.
+        """
+        path = self._decl_path
+        if type_id in path:
+            raise self._cycle(type_id, "is declared inside its own declaration")
+        path.add(type_id)
+        try:
+            yield
+        finally:
+            path.discard(type_id)
 
     def _emit_mods(self, chain: list[int]) -> None:
         """Print const/volatile/restrict that qualify the terminal type, left of it."""
@@ -627,7 +741,8 @@ class CDumper:
                     if t.name:
                         self._emit_struct_fwd(type_id, t)
                     else:
-                        self._emit_struct_def(type_id, t, level)
+                        with self._inside_decl(type_id):
+                            self._emit_struct_def(type_id, t, level)
                 case BtfEnum() | BtfEnum64():
                     self._emit_mods(chain)
                     if t.name:
@@ -655,7 +770,8 @@ class CDumper:
                     self._emit_array(t, chain, field_name, level, last_was_ptr)
                     return
                 case BtfFuncProto():
-                    self._emit_func_proto(t, chain, field_name, level, last_was_ptr)
+                    with self._inside_decl(type_id):
+                        self._emit_func_proto(t, chain, field_name, level, last_was_ptr)
                     return
                 case _:
                     self.warnings.append(
@@ -720,8 +836,21 @@ def dump_c(btf: Btf, type_ids: Iterable[int] | None = None) -> str:
     ``type_ids`` restricts the dump to those roots (bpftool's ``map ... key|value`` form);
     by default every type, from id 1 (the base's types too, for split BTF), is a root.
     """
-    dumper = CDumper(btf)
-    roots = range(1, btf.end_id) if type_ids is None else type_ids
-    body = dumper.emit_types(roots)
-    return HEADER + body + FOOTER
+    parts: list[str] = []
+    write_c(btf, parts.append, type_ids)
+    return "".join(parts)
 
+
+def write_c(
+    btf: Btf, write: Callable[[str], object], type_ids: Iterable[int] | None = None
+) -> None:
+    """:func:`dump_c`, handing the text to ``write`` as it is produced (for the CLI).
+
+    A vmlinux.h, or a struct whose holes take millions of padding lines, is then never held
+    in memory whole.  If the BTF turns out to be unprintable part way, ``write`` has had
+    the declarations before the faulty type, as bpftool prints them before its error.
+    """
+    dumper = CDumper(btf)
+    write(HEADER)
+    dumper.write_types(range(1, btf.end_id) if type_ids is None else type_ids, write)
+    write(FOOTER)

@@ -19,15 +19,16 @@ import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from pybpf.btf.btf import BTF_MAGIC, BTF_VERSION, RECORD_TAIL_SIZE
-from pybpf.btf.types import BtfKind, FuncLinkage, VarLinkage
-from pybpf.errors import LoadError
+from pybpf.btf.btf import RECORD_TAIL_SIZE, Btf
+from pybpf.btf.types import VOID, BtfKind, FuncLinkage, VarLinkage
+from pybpf.errors import BtfError, LoadError
 from pybpf.obj.spec import ExternKind, ExternSpec, ObjectSpec
 
 _HEADER = struct.Struct("<HBBIIIII")
 _TYPE = struct.Struct("<III")
 _U32 = struct.Struct("<I")
 _VSI = struct.Struct("<III")
+_U32_MAX = 0xFFFFFFFF
 
 KCONFIG_SECTION = ".kconfig"
 KSYMS_SECTION = ".ksyms"
@@ -82,13 +83,22 @@ class _Head(NamedTuple):
 
 
 class _RawBtf:
-    """A mutable copy of a BTF blob with the byte position of every type."""
+    """A mutable copy of a BTF blob with the byte position of every type.
 
-    def __init__(self, data: bytes) -> None:
+    The blob is first parsed and validated as :class:`~pybpf.btf.btf.Btf` would read it,
+    so every record, type id and name offset below is known to be in range; the only
+    failures left are values that do not fit where the kernel wants them, reported by the
+    setters with the type id.  ``file`` names the object in those errors.
+    """
+
+    def __init__(self, data: bytes, file: str | None) -> None:
+        self.file = file
+        checked = self.checked = Btf.from_bytes(data, file=file, section=".BTF")
+        checked.validate()
+        if checked.big_endian:
+            raise self.error("only little-endian BTF can be loaded on this host", offset=0)
         fields = _HEADER.unpack_from(data, 0)
-        magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = fields
-        if magic != BTF_MAGIC or version != BTF_VERSION:
-            raise LoadError("only little-endian BTF version 1 can be loaded here")
+        _magic, _version, flags, hdr_len, type_off, type_len, str_off, str_len = fields
         self.hdr_len = hdr_len
         self.types = bytearray(data[hdr_len + type_off : hdr_len + type_off + type_len])
         self.strings = bytearray(data[hdr_len + str_off : hdr_len + str_off + str_len])
@@ -98,11 +108,11 @@ class _RawBtf:
         while at < len(self.types):
             self.pos.append(at)
             _name, info, _size = _TYPE.unpack_from(self.types, at)
-            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-            fixed, per = RECORD_TAIL_SIZE.get(kind, (-1, 0))
-            if fixed < 0:
-                raise LoadError(f"BTF type #{len(self.pos) - 1} has unknown kind {kind}")
-            at += _TYPE.size + fixed + per * vlen
+            fixed, per = RECORD_TAIL_SIZE[(info >> 24) & 0x1F]
+            at += _TYPE.size + fixed + per * (info & 0xFFFF)
+
+    def error(self, message: str, *, offset: int | None = None) -> BtfError:
+        return BtfError(message, file=self.file, section=".BTF", offset=offset)
 
     # ------------------------------------------------------------------------ accessors
 
@@ -110,11 +120,23 @@ class _RawBtf:
         return len(self.pos)
 
     def header(self, type_id: int) -> _Head:
+        """The common part of ``type_id``; ``void`` (0) reads as a nameless kind-0 type."""
+        if type_id == VOID:
+            return _Head(0, BtfKind.UNKN, 0, 0, False)
         name_off, info, size = _TYPE.unpack_from(self.types, self.pos[type_id])
         return _Head(name_off, (info >> 24) & 0x1F, info & 0xFFFF, size, bool(info >> 31))
 
     def set_header(self, type_id: int, name_off: int, info: int, size: int) -> None:
+        self.check_u32(type_id, "size", size)
         _TYPE.pack_into(self.types, self.pos[type_id], name_off, info, size)
+
+    def check_u32(self, type_id: int, what: str, value: int) -> None:
+        """Values from the ELF side (section sizes, symbol values) must fit BTF's fields."""
+        if not 0 <= value <= _U32_MAX:
+            raise self.error(
+                f"type #{type_id} ({self.checked.describe(type_id)}): {what} {value} does not "
+                "fit in 32 bits"
+            )
 
     def u32(self, type_id: int, extra_offset: int) -> int:
         return int(_U32.unpack_from(self.types, self.pos[type_id] + _TYPE.size + extra_offset)[0])
@@ -123,8 +145,9 @@ class _RawBtf:
         _U32.pack_into(self.types, self.pos[type_id] + _TYPE.size + extra_offset, value)
 
     def string(self, offset: int) -> str:
-        end = self.strings.index(0, offset)
-        return self.strings[offset:end].decode()
+        """The name at ``offset``, decoded the way the ELF and BTF readers decode names."""
+        end = self.strings.index(0, offset)  # validated: every name offset has its NUL
+        return self.strings[offset:end].decode("utf-8", "surrogateescape")
 
     def rename_chars(self, offset: int, mapping: dict[int, int]) -> None:
         """Replace characters of the NUL-terminated string at ``offset`` in place."""
@@ -148,15 +171,17 @@ class _RawBtf:
 
     def set_vsis(self, type_id: int, vsis: list[tuple[int, int, int]]) -> None:
         base = self.pos[type_id] + _TYPE.size
-        for i, vsi in enumerate(vsis):
-            _VSI.pack_into(self.types, base + i * _VSI.size, *vsi)
+        for i, (var_id, offset, size) in enumerate(vsis):
+            self.check_u32(type_id, f"entry {i} offset", offset)
+            self.check_u32(type_id, f"entry {i} size", size)
+            _VSI.pack_into(self.types, base + i * _VSI.size, var_id, offset, size)
 
     def find_int32(self) -> int:
         for type_id in range(1, self.count()):
             head = self.header(type_id)
             if head.kind == BtfKind.INT and head.size == 4:
                 return type_id
-        raise LoadError("BTF has no 32-bit integer type to describe .ksyms externs")
+        raise self.error("no 32-bit integer type to describe .ksyms externs with")
 
     def encode(self) -> bytes:
         header = _HEADER.pack(
@@ -197,7 +222,7 @@ def kernel_btf(obj: ObjectSpec, features: BtfFeatures | None = None) -> KernelBt
     section = obj.elf.section(".BTF")
     if section is None:
         return None
-    raw = _RawBtf(section.data)
+    raw = _RawBtf(section.data, obj.path)
     _fixup_datasecs(raw, obj)
     _sanitize(raw, features or BtfFeatures())
     return KernelBtf(raw.encode(), raw.string_index())
@@ -328,7 +353,13 @@ def _sanitize(raw: _RawBtf, f: BtfFeatures) -> None:
         elif not f.datasec and kind == BtfKind.DATASEC:
             raw.rename_chars(name_off, dot_to_underscore)
             members = []
-            for var_id, offset, _size in raw.vsis(type_id):
+            for i, (var_id, offset, _size) in enumerate(raw.vsis(type_id)):
+                if offset * 8 > _U32_MAX:
+                    raise raw.error(
+                        f"type #{type_id} ({raw.checked.describe(type_id)}): entry {i} at "
+                        f"byte {offset} is too far for the STRUCT member this kernel needs "
+                        "it to become"
+                    )
                 var_name_off = raw.header(var_id)[0]
                 members.append((var_name_off, var_id, offset * 8))
             raw.set_vsis(type_id, members)
@@ -358,6 +389,6 @@ def _sanitize(raw: _RawBtf, f: BtfFeatures) -> None:
         elif not f.enum64 and kind == BtfKind.ENUM:
             raw.set_header(type_id, name_off, _info(BtfKind.ENUM, vlen), size)
         elif not f.enum64 and kind == BtfKind.ENUM64:
-            raise LoadError(
-                f"BTF type #{type_id}: this kernel lacks ENUM64 and pybpf does not rewrite it"
+            raise raw.error(
+                f"type #{type_id}: this kernel lacks ENUM64 and pybpf does not rewrite it"
             )
