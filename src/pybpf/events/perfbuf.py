@@ -129,8 +129,11 @@ class PerfBuffer(Closing):
         try:
             total = 0
             to = PerfConsumer(callback, self.lost, self._ctype, self._need)
+            poller = self._poller
             try:
-                for ring in rings:
+                for ring in rings:  # one ring's worth each: the head is read once per ring
+                    if poller.closed:
+                        break
                     count, stop = consume_cpu(ring, to)
                     total += count
                     if stop:
@@ -150,8 +153,10 @@ class PerfBuffer(Closing):
         """Yield ``(cpu, record)`` pairs (records copied: ``bytes`` or ``event_type``).
 
         Stops after ``timeout`` seconds without samples (``0``: drain what is ready), or on
-        close.  Lost-sample reports still go to ``lost`` and :attr:`lost_count`.
+        close: after a ``close()`` from another thread, the next request ends the loop.
+        Lost-sample reports still go to ``lost`` and :attr:`lost_count`.
         """
+        poller = self._poller
         got: list[tuple[int, Any]] = []
         copy = self._ctype is None
 
@@ -175,7 +180,10 @@ class PerfBuffer(Closing):
                 return
             batch = got[:]
             got.clear()
-            yield from batch
+            for item in batch:
+                if poller.closed:
+                    return
+                yield item
 
     async def poll_async(self, timeout: float | None = None) -> int:
         """:meth:`poll` for asyncio: waits on the running loop instead of blocking it."""

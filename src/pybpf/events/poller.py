@@ -5,11 +5,20 @@ of maps (libbpf's ring_buffer__add).  An eventfd sits in the same set: ``close()
 which is the only way to get a thread that is blocked in ``epoll_wait`` back out (closing the
 epoll descriptor under it would not wake it).
 
-``close()`` must not unmap memory another thread is reading, nor close the epoll descriptor
-another thread is about to wait on; so every wait-and-consume pass runs inside a *session*
-(:meth:`Poller.enter`/:meth:`Poller.leave`) and the reader's resources are released by whoever
-ends last: ``close()`` itself, once no session is active, or the last session to end when
-``close()`` was called from inside a callback (a thread cannot wait for itself).
+The lifetime protocol, which every reader follows:
+
+* ring memory and descriptors are touched only inside a *session*
+  (:meth:`Poller.enter`/:meth:`Poller.leave`): a wait, a consume pass, a publish;
+* ``close()`` sets :attr:`Poller.closed` and signals the eventfd in one critical section, so
+  the eventfd is written while certainly open: it is closed only by the release, and the
+  release happens only after someone has seen ``closed``, under the same lock;
+* a consuming thread looks at ``closed`` at least once per pass over a bounded number of
+  records and ends its session when it is set, so a producer keeping the ring full cannot keep
+  ``close()`` waiting;
+* whoever ends last releases the reader's resources, exactly once: ``close()`` itself once no
+  session is active, else the last session to end.  ``close()`` waits for that at most
+  :data:`CLOSE_WAIT` seconds (a callback may be slow; a thread closing from inside a callback
+  cannot wait for itself at all), so it always returns promptly.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from .errors import ClosedError
 K = TypeVar("K", bound=Hashable)
 
 _MAX_EVENTS = 64
+CLOSE_WAIT = 0.5
+"""Seconds ``close()`` waits for other threads' sessions before leaving the release to them."""
 
 
 class Poller(Generic[K]):
@@ -46,16 +57,19 @@ class Poller(Generic[K]):
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._active: dict[int, int] = {}
-        self._closed = False
         self._released = False
+        self.closed = False
+        """True once :meth:`close` was called (resources may still be in use briefly).
 
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` has been called (resources may still be in use briefly)."""
-        return self._closed
+        A plain attribute, not a property: consume loops read it once per pass."""
 
     def fileno(self) -> int:
-        """The epoll descriptor: readable when a ring has data or the reader was closed."""
+        """The epoll descriptor: readable when a ring has data or the reader was closed.
+
+        Valid until the release (so inside a session even after ``close()``).
+        """
+        if self._released:
+            raise ClosedError(f"{self.what} is closed")
         return self._ep.fileno()
 
     def register(self, fd: int, key: K, events: int = select.EPOLLIN) -> None:
@@ -69,7 +83,7 @@ class Poller(Generic[K]):
         """Start a session (a wait and/or consume pass); fails once closed."""
         me = threading.get_ident()
         with self._lock:
-            if self._closed:
+            if self.closed:
                 raise ClosedError(f"{self.what} is closed")
             self._active[me] = self._active.get(me, 0) + 1
 
@@ -85,24 +99,27 @@ class Poller(Generic[K]):
             if self._active:
                 return
             self._idle.notify_all()
-            if not self._closed or self._released:
+            if not self.closed or self._released:
                 return
             self._released = True
         self._release()
 
     def close(self) -> None:
-        """Close: wake any waiter, then release once no other thread is inside a session."""
+        """Wake any waiter, then release, or leave that to the sessions still running.
+
+        Returns within :data:`CLOSE_WAIT` seconds: consumers notice ``closed`` between passes,
+        and a callback slower than that releases the resources itself when it returns.
+        """
         me = threading.get_ident()
         with self._lock:
-            if self._closed:
+            if self.closed:
                 return
-            self._closed = True
-            inside = me in self._active
-        eventfd_signal(self._wake)
-        with self._lock:
-            if inside:
+            self.closed = True
+            eventfd_signal(self._wake)  # under the lock: no release can have closed it
+            if me in self._active:
                 return  # called from a callback: our own leave() releases
-            self._idle.wait_for(lambda: not self._active)
+            if not self._idle.wait_for(lambda: not self._active, CLOSE_WAIT):
+                return  # the last leave() releases
             if self._released:
                 return
             self._released = True
@@ -112,6 +129,9 @@ class Poller(Generic[K]):
         try:
             self._release_owner()
         finally:
+            # Drop the rings too: one a records() view still pins keeps its mapping (and the
+            # descriptor mmap holds) only as long as that view lives.
+            self._keys.clear()
             self._ep.close()
             self._wake.close()
 

@@ -12,7 +12,9 @@ Speed: the loops keep everything in locals, read headers through a ``memoryview`
 formats), deliver payloads as zero-copy slices, and publish ``consumer_pos`` once per pass over
 the ready records instead of once per record: the kernel wakes the consumer when a record is
 committed *at* ``consumer_pos``, so publishing before re-reading ``producer_pos`` is all that
-correctness needs (the same argument libbpf's per-record stores rely on).
+correctness needs (the same argument libbpf's per-record stores rely on).  A pass covers at
+most :data:`PASS_BYTES` of the ring and the reader's ``closed`` flag is read between passes, so
+a producer that keeps the ring full cannot keep a consumer (and hence ``close()``) going.
 
 Memory ordering: x86-64 orders loads with loads and stores with stores, which is what the
 kernel's acquire/release pairs ask of us; every access here is a single aligned load or store
@@ -34,6 +36,7 @@ from pybpf.kernel.system import page_size
 
 from .batch import RecordBatch, new_offsets
 from .errors import EventError, note_callback_failure
+from .poller import Poller
 from .source import MapSource
 
 BPF_RINGBUF_BUSY_BIT = 1 << 31
@@ -110,6 +113,9 @@ _MAX_RUN = 1 << 16
 """Longest run checked at once (bounds the work wasted when a run ends early)."""
 _COOLDOWN = 64
 """Records handled one by one after a failed run check (mixed sizes stay cheap)."""
+PASS_BYTES = 1 << 18
+"""Ring bytes one consume pass covers before publishing and looking at ``closed`` again:
+about 10,000 small records, a few milliseconds of callbacks."""
 
 
 def uniform_run(data: memoryview, off: int, length: int, stride: int, limit: int) -> int:
@@ -128,12 +134,13 @@ def uniform_run(data: memoryview, off: int, length: int, stride: int, limit: int
     return ((diff & -diff).bit_length() - 1) >> 5
 
 
-def consume_raw(ring: Ring, callback: Callback) -> int:
+def consume_raw(ring: Ring, callback: Callback, poller: Poller[Any]) -> int:
     """Deliver every committed record as a ``memoryview``; return how many were delivered.
 
     The view is released when the callback returns, so a view kept past its callback fails
     loudly instead of showing bytes a producer has since overwritten.  A negative return value
-    stops after the current record, an exception is re-raised with the record's index.
+    stops after the current record, an exception is re-raised with the record's index, and
+    ``poller.closed`` (another thread closing the reader) ends the loop at the next pass.
 
     Runs of same-sized records (the usual case: one C struct per event) are found with
     :func:`uniform_run` and delivered by a loop that does nothing per record but slice and
@@ -149,9 +156,13 @@ def consume_raw(ring: Ring, callback: Callback) -> int:
     cons = start = retry = cons_q[0]
     try:
         while True:
+            if poller.closed:
+                return count
             prod = prod_q[0]
             if cons >= prod:
                 return count
+            if prod - cons > PASS_BYTES:
+                prod = cons + PASS_BYTES
             while cons < prod:
                 off = cons & mask
                 n = lens[off >> 2]
@@ -213,7 +224,7 @@ def consume_raw(ring: Ring, callback: Callback) -> int:
             cons_q[0] = cons
 
 
-def consume_typed(ring: Ring, callback: Callback) -> int:
+def consume_typed(ring: Ring, callback: Callback, poller: Poller[Any]) -> int:
     """Like :func:`consume_raw`, delivering ``event_type`` copies (see :mod:`.typed`)."""
     cons_q = ring.cons_q
     prod_q = ring.prod_q
@@ -227,9 +238,13 @@ def consume_typed(ring: Ring, callback: Callback) -> int:
     cons = start = retry = cons_q[0]
     try:
         while True:
+            if poller.closed:
+                return count
             prod = prod_q[0]
             if cons >= prod:
                 return count
+            if prod - cons > PASS_BYTES:
+                prod = cons + PASS_BYTES
             while cons < prod:
                 off = cons & mask
                 n = lens[off >> 2]

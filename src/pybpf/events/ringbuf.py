@@ -152,9 +152,9 @@ class RingBuffer(Closing):
                     )
                 ring.stopped = False
                 if ring.ctype is None:
-                    total += consume_raw(ring, callback)
+                    total += consume_raw(ring, callback, self._poller)
                 else:
-                    total += consume_typed(ring, callback)
+                    total += consume_typed(ring, callback, self._poller)
                 if ring.stopped:
                     break
             return total
@@ -198,8 +198,9 @@ class RingBuffer(Closing):
         self._acquire()
         try:
             total = 0
+            poller = self._poller
             for ring in rings:
-                while True:
+                while not poller.closed:  # stop between batches once closed
                     records: list[Any] = []
                     end = collect(ring, records)
                     if records:
@@ -258,8 +259,14 @@ class RingBuffer(Closing):
         """Yield records one by one; stop after ``timeout`` seconds without any, or on close.
 
         ``timeout=0`` drains what is ready and stops.  A yielded view is valid until the next
-        one is requested.  Leaving the loop early consumes exactly the records yielded.
+        one is requested.  Leaving the loop early consumes exactly the records yielded; so does
+        a ``close()`` from another thread, after which the next request ends the loop.
+
+        Between records the generator holds views only, no session (it may be suspended for
+        ever): a view keeps its part of the mapping alive even past ``close()``, and every
+        access to the ring itself (collecting, publishing) runs in a session of its own.
         """
+        poller = self._poller
         self._acquire()
         try:
             while True:
@@ -271,10 +278,12 @@ class RingBuffer(Closing):
                         return
                     continue
                 for ring, records, ends in pending:
-                    used = ring.cons_q[0]
+                    used = None
                     try:
                         raw = ring.ctype is None
                         for record, end in zip(records, ends, strict=True):
+                            if poller.closed:
+                                return
                             used = end  # handed over, hence consumed even if we stop here
                             yield record
                             if raw:
@@ -284,7 +293,8 @@ class RingBuffer(Closing):
                                     pass
                     finally:
                         release_views(records)
-                        self._publish_unless_closed(ring, used)
+                        if used is not None:
+                            self._publish_unless_closed(ring, used)
         finally:
             self._guard.release()
 
@@ -425,7 +435,12 @@ class RingBuffer(Closing):
         return self._poller.fileno()
 
     def close(self) -> None:
-        """Unmap every ring and close every descriptor; wakes a thread blocked in poll()."""
+        """Unmap every ring and close every descriptor; wakes a thread blocked in poll().
+
+        From another thread, the consumer stops at its next pass (or record, when iterating)
+        and the resources go once it has; a callback still running after half a second
+        releases them itself when it returns, so ``close()`` never waits longer.
+        """
         self._poller.close()
 
     def _release(self) -> None:

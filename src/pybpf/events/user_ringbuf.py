@@ -80,6 +80,8 @@ class Reservation:
 
     def _finish(self, header: int) -> None:
         if self._done:
+            if self._owner.closed:
+                raise ClosedError(f"{self._owner.what} is closed: open reservations were discarded")
             raise EventError("reservation already submitted or discarded")
         self._done = True
         self.value = None
@@ -108,7 +110,10 @@ class UserRingBuffer(Closing):
     """Producer side of a ``BPF_MAP_TYPE_USER_RINGBUF`` map.
 
     Reservations are serialised by a lock, so several threads may produce; records reach the
-    program in reservation order.  :meth:`close` discards reservations still open.
+    program in reservation order.  :meth:`close` discards reservations still open; it may be
+    called from any thread (the poller's lifetime protocol, :mod:`.poller`), and the lock also
+    orders it against a concurrent submit, which then either lands first or finds its record
+    discarded, never a released mapping.
     """
 
     def __init__(self, map: Any) -> None:
@@ -145,7 +150,11 @@ class UserRingBuffer(Closing):
 
     def free(self) -> int:
         """Bytes not holding records (headers and 8-byte padding count against it)."""
-        return self.size - int(self._prod_q[0] - self._cons_q[0])
+        self._poller.enter()
+        try:
+            return self.size - int(self._prod_q[0] - self._cons_q[0])
+        finally:
+            self._poller.leave()
 
     def reserve(self, size_or_type: int | type[Any] | str) -> Reservation | None:
         """Reserve a record of ``size`` bytes (or of a ctypes type); ``None`` when full now.
@@ -210,25 +219,33 @@ class UserRingBuffer(Closing):
                 self._poller.leave()
 
     def write(self, data: Bytes, timeout: float | None = 0) -> bool:
-        """Reserve, copy ``data`` in and submit; False if no room within ``timeout``."""
+        """Reserve, copy ``data`` in and submit; False if no room within ``timeout``.
+
+        All three steps run in one session, so a ``close()`` from another thread waits for the
+        copy instead of releasing the mapping under it.
+        """
         payload = memoryview(data).cast("B")
+        self._poller.enter()
         try:
             if timeout == 0:
                 reservation = self.reserve(len(payload))
-                if reservation is None:
-                    return False
             else:
-                reservation = self.reserve_blocking(len(payload), timeout)
-        except TimeoutError:
-            return False
-        reservation.data[:] = payload
-        reservation.submit()
-        return True
+                try:
+                    reservation = self.reserve_blocking(len(payload), timeout)
+                except TimeoutError:
+                    return False
+            if reservation is None:
+                return False
+            reservation.data[:] = payload
+            reservation.submit()
+            return True
+        finally:
+            self._poller.leave()
 
     def _commit(self, word: int, header: int) -> None:
-        self._open.pop(word, None)
-        if not self._poller.closed:
-            self._words[word] = header
+        with self._lock:
+            if self._open.pop(word, None) is not None:  # else close() discarded it already
+                self._words[word] = header
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -241,20 +258,19 @@ class UserRingBuffer(Closing):
         self._poller.close()
 
     def _release(self) -> None:
-        with self._lock:
+        with self._lock:  # a submit racing us either committed already or finds nothing open
             for word, reservation in self._open.items():
                 reservation._done = True
                 self._words[word] = reservation.size | BPF_RINGBUF_DISCARD_BIT
                 with contextlib.suppress(BufferError):
                     reservation.data.release()
             self._open.clear()
-        for view in (self._words, self._data, self._prod_q, self._cons_q):
-            with contextlib.suppress(BufferError):
-                view.release()
+            for view in (self._words, self._data, self._prod_q, self._cons_q):
+                with contextlib.suppress(BufferError):
+                    view.release()
         release_mapping(self._prod_mm)
         release_mapping(self._cons_mm)
         self._source.fd.close()
-
 
     def __del__(self) -> None:
         poller = getattr(self, "_poller", None)
