@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := clang-16 llvm-16 bpftool libbpf-dev gcc g++ make
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck deps venv bench clean
+.PHONY: test demo lint typecheck deps venv bench clean fuzz
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks fuzz
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -32,6 +32,19 @@ test: deps venv lint
 
 demo: deps venv
 	$(VENV)/bin/pybpf demo --seconds 10
+
+# Coverage-guided (atheris) for FUZZ_SECONDS per target, then FUZZ_CASES mutation cases each.
+FUZZ_SECONDS ?= 60
+FUZZ_CASES ?= 2000
+FUZZ_JOBS ?= 1
+
+fuzz: deps venv
+	$(PY) -m pip install -q -e '.[fuzz]'
+	$(PY) -m fuzz.seed
+	status=0; \
+	$(PY) -m fuzz.run_atheris --seconds $(FUZZ_SECONDS) || status=1; \
+	$(PY) -m fuzz.mutate --cases $(FUZZ_CASES) --jobs $(FUZZ_JOBS) || status=1; \
+	exit $$status
 
 bench: deps venv
 	$(PY) -m benchmarks
