@@ -211,8 +211,8 @@ PERF_PAGES = 4096  # 16 MiB per CPU: a round's samples fit without loss
 
 def _perf_rows() -> list[tuple[str, float, str]]:
     """PerfBuffer against libbpf's perf_buffer__consume through ctypes, same samples."""
+    from pybpf.abi.bpf import MapType
     from pybpf.events import PerfBuffer
-    from pybpf.kernel.constants import MapType
     from pybpf.kernel.events_sys import online_cpus
     from pybpf.kernel.maps import map_create
     from test_events_support import perf_producer, run

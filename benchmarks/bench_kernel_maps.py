@@ -66,7 +66,7 @@ def main() -> None:
     if os.geteuid() != 0:
         print("\n## kernel maps: skipped (needs root for bpf())")
         return
-    from pybpf.kernel.constants import MapType
+    from pybpf.abi.bpf import MapType
 
     rows = _bench_map("array", MapType.ARRAY)
     rows += _bench_map("hash", MapType.HASH)

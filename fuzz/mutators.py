@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fuzz.targets import PAIRED, pack_pair, unpack_pair
+from pybpf.abi.btf import BTF_MAGIC
 from pybpf.elf.reader import ElfFile
 from pybpf.errors import BpfError
 
@@ -53,7 +54,6 @@ _EXT_HEADER: Fields = (
 _WORD: Fields = ((0, 4),)
 
 SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_REL = 2, 3, 4, 9
-BTF_MAGIC = 0xEB9F
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import compile_bpf, open_fds, requires_root
+from pybpf.abi.bpf import BpfTestRunFlags
 from pybpf.events import EventError, PerfBuffer, RingBuffer, UserRingBuffer
-from pybpf.kernel.constants import BpfTestRunFlags
 from pybpf.kernel.events_sys import online_cpus
 from pybpf.kernel.progs import prog_test_run
 from pybpf.object import BpfObject

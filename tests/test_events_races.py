@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 
 from conftest import open_fds, requires_root
+from pybpf.abi.bpf import MapType
 from pybpf.events import ClosedError, PerfBuffer, RingBuffer, UserRingBuffer
 from pybpf.events.poller import Poller
-from pybpf.kernel.constants import MapType
 from pybpf.kernel.events_sys import online_cpus
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.maps import map_create

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import open_fds, requires_root
+from pybpf.abi.bpf import MapType
 from pybpf.events import ClosedError, EventError, MapTypeError, RingBuffer
-from pybpf.kernel.constants import MapType
 from pybpf.kernel.events_sys import online_cpus
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.maps import map_create

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import struct
 
-from pybpf.kernel import insn as I
+from pybpf.abi import insn as I
+from pybpf.abi.bpf import BpfFuncId, BpfTestRunFlags, MapType, ProgType
+from pybpf.abi.insn import BpfPseudo
 from pybpf.kernel.btf import btf_load
-from pybpf.kernel.constants import BpfFuncId, BpfPseudo, BpfTestRunFlags, MapType, ProgType
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.maps import map_create
 from pybpf.kernel.progs import prog_load, prog_test_run

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import open_fds, requires_root
+from pybpf.abi.bpf import MapType
 from pybpf.events import ClosedError, EventError, MapTypeError, UserRingBuffer
-from pybpf.kernel.constants import MapType
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.maps import map_create, map_lookup_elem
 from pybpf.kernel.system import page_size

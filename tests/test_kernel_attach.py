@@ -19,17 +19,9 @@ from pathlib import Path
 import pytest
 
 from conftest import open_fds, requires_root
+from pybpf.abi import insn as asm
+from pybpf.abi.bpf import AttachType, BpfFuncId, LinkType, MapFlags, MapType, ProgType, XdpAction
 from pybpf.errors import KernelError, NotSupportedError
-from pybpf.kernel import insn as asm
-from pybpf.kernel.constants import (
-    AttachType,
-    BpfFuncId,
-    BpfMapFlags,
-    LinkType,
-    MapType,
-    ProgType,
-    XdpAction,
-)
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.fs import ensure_bpffs, mount, mounted_fs
 from pybpf.kernel.links import (
@@ -391,7 +383,7 @@ def test_pin_and_get_round_trip(counters: Fd) -> None:
     try:
         with obj_get(path) as again:
             assert map_get_info_by_fd(again).id == map_get_info_by_fd(counters).id
-        with obj_get(path, BpfMapFlags.BPF_F_RDONLY) as ro, pytest.raises(KernelError):
+        with obj_get(path, MapFlags.BPF_F_RDONLY) as ro, pytest.raises(KernelError):
             from pybpf.kernel.maps import map_update_elem
 
             map_update_elem(ro, struct.pack("<I", 0), bytes(8))

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import open_fds, requires_root
+from pybpf.abi import insn as asm
+from pybpf.abi.bpf import BpfMapUpdateFlags, MapFlags, MapType, ProgType
 from pybpf.errors import KernelError, PermissionDeniedError
-from pybpf.kernel import insn as asm
 from pybpf.kernel.btf import btf_get_info_by_fd, btf_load
-from pybpf.kernel.constants import BpfMapFlags, BpfMapUpdateFlags, MapType, ProgType
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.maps import (
     map_create,
@@ -135,7 +135,7 @@ def test_lpm_trie_longest_prefix_match() -> None:
     def key(prefix: int, ip: str) -> bytes:
         return u32(prefix) + bytes(int(x) for x in ip.split("."))
 
-    flags = BpfMapFlags.BPF_F_NO_PREALLOC
+    flags = MapFlags.BPF_F_NO_PREALLOC
     with map_create(MapType.LPM_TRIE, 8, 4, 16, map_flags=flags) as m:
         map_update_elem(m, key(8, "10.0.0.0"), u32(8))
         map_update_elem(m, key(24, "10.1.2.0"), u32(24))
@@ -251,7 +251,7 @@ def _int_btf() -> bytes:
 
 
 def test_sk_storage_needs_btf() -> None:
-    flags = BpfMapFlags.BPF_F_NO_PREALLOC
+    flags = MapFlags.BPF_F_NO_PREALLOC
     with btf_load(_int_btf()).fd as btf:
         with map_create(
             MapType.SK_STORAGE,
@@ -326,7 +326,7 @@ def test_freeze_makes_map_read_only_for_user_space() -> None:
 
 
 def test_mmap_writes_are_seen_by_lookup() -> None:
-    flags = BpfMapFlags.BPF_F_MMAPABLE
+    flags = MapFlags.BPF_F_MMAPABLE
     with map_create(MapType.ARRAY, 4, 12, 3, map_flags=flags) as m:
         mem = map_mmap(m, 12, 3)
         try:
@@ -340,7 +340,7 @@ def test_mmap_writes_are_seen_by_lookup() -> None:
 
 
 def test_frozen_map_maps_read_only_only() -> None:
-    flags = BpfMapFlags.BPF_F_MMAPABLE
+    flags = MapFlags.BPF_F_MMAPABLE
     with map_create(MapType.ARRAY, 4, 8, 1, map_flags=flags) as m:
         map_update_elem(m, u32(0), u64(9))
         map_freeze(m)
@@ -362,7 +362,7 @@ def test_non_mmapable_map_refuses_mmap() -> None:
 
 
 def test_info_reports_creation_parameters() -> None:
-    flags = BpfMapFlags.BPF_F_NO_PREALLOC
+    flags = MapFlags.BPF_F_NO_PREALLOC
     with map_create(
         MapType.HASH, 8, 16, 32, name="a_very_long_map_name", map_flags=flags
     ) as m:

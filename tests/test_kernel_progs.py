@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import open_fds, requires_root
+from pybpf.abi import insn as asm
+from pybpf.abi.bpf import BpfFuncId, MapType, ProgType, XdpAction
 from pybpf.errors import KernelError, LoadError, PermissionDeniedError
-from pybpf.kernel import insn as asm
 from pybpf.kernel.btf import btf_get_data, btf_get_info_by_fd, btf_load
-from pybpf.kernel.constants import BpfFuncId, MapType, ProgType, XdpAction
 from pybpf.kernel.maps import map_create, map_get_info_by_fd, map_lookup_elem
 from pybpf.kernel.objs import btf_get_fd_by_id
 from pybpf.kernel.progs import prog_bind_map, prog_get_info_by_fd, prog_load, prog_test_run

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import bpftool, open_fds, requires_root
+from pybpf.abi import insn as asm
+from pybpf.abi.bpf import BpfCmd, MapType, ProgType
 from pybpf.errors import KernelError, NotSupportedError, PermissionDeniedError
 from pybpf.kernel import features
-from pybpf.kernel import insn as asm
-from pybpf.kernel.constants import BpfCmd, MapType, ProgType
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.maps import map_create, map_get_info_by_fd, map_lookup_and_delete_elem
 from pybpf.kernel.progs import prog_get_info_by_fd, prog_load

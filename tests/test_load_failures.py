@@ -96,7 +96,7 @@ def test_verifier_log_on_request() -> None:
 
 
 def test_a_program_without_type_needs_one_set_before_load() -> None:
-    from pybpf.uapi import ProgType
+    from pybpf.abi.bpf import ProgType
 
     with BpfObject.open(compile_bpf("load_untyped")) as obj:
         error = failing_load(obj)

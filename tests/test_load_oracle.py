@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, bpftool, compile_bpf, requires_root
+from pybpf.abi.bpf import MapType
 from pybpf.btf import Btf
 from pybpf.btf.types import BtfDatasec
 from pybpf.kernel.btf import btf_get_data
 from pybpf.kernel.maps import map_get_info_by_fd
 from pybpf.kernel.progs import prog_get_info_by_fd
 from pybpf.object import BpfObject
-from pybpf.uapi import MapType
 
 pytestmark = [requires_root, pytest.mark.kernel, pytest.mark.oracle]
 

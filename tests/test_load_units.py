@@ -8,22 +8,17 @@ import struct
 import pytest
 
 from conftest import compile_bpf, requires_root
+from pybpf.abi.insn import BPF_PSEUDO_CALL, BpfPseudo
 from pybpf.btf import Btf
 from pybpf.btf.types import BtfDatasec, BtfKind, BtfVar, VarLinkage
 from pybpf.errors import LoadError
 from pybpf.load.btf_sanitize import BtfFeatures, kernel_btf
 from pybpf.load.kconfig import encode_kconfig_value, kconfig_image, parse_kernel_config
-from pybpf.load.relocate import (
-    BPF_PSEUDO_CALL,
-    BPF_PSEUDO_FUNC,
-    BPF_PSEUDO_MAP_FD,
-    BPF_PSEUDO_MAP_VALUE,
-    Resolved,
-    relocate_program,
-)
+from pybpf.load.relocate import Resolved, relocate_program
 from pybpf.obj.spec import ExternKind, ExternSpec, KcfgType, ObjectSpec
 
 _INSN = struct.Struct("<BBhi")
+_MAP_REFS = (BpfPseudo.BPF_PSEUDO_MAP_FD, BpfPseudo.BPF_PSEUDO_MAP_VALUE)
 
 
 def insns(code: bytes) -> list[tuple[int, int, int, int]]:
@@ -54,7 +49,7 @@ def test_subprograms_are_appended_depth_first_once(spec: ObjectSpec) -> None:
     assert at == code.insn_count
     for pos, (op, regs, _off, imm) in enumerate(insns(code.insns)):
         is_call = op == 0x85 and regs >> 4 == BPF_PSEUDO_CALL
-        is_func_addr = op == 0x18 and regs >> 4 == BPF_PSEUDO_FUNC
+        is_func_addr = op == 0x18 and regs >> 4 == BpfPseudo.BPF_PSEUDO_FUNC
         if is_call or is_func_addr:
             assert pos + imm + 1 in boundaries
 
@@ -66,12 +61,12 @@ def test_map_and_global_data_loads_get_descriptors(spec: ObjectSpec) -> None:
     listing = insns(code.insns)
     kinds = set()
     for pos, (op, regs, _off, imm) in enumerate(listing):
-        if op == 0x18 and regs >> 4 in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE):
+        if op == 0x18 and regs >> 4 in _MAP_REFS:
             assert imm in fds
             kinds.add(regs >> 4)
-            if regs >> 4 == BPF_PSEUDO_MAP_VALUE:
+            if regs >> 4 == BpfPseudo.BPF_PSEUDO_MAP_VALUE:
                 assert 0 <= listing[pos + 1][3] < 4096  # offset into the value
-    assert kinds == {BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE}
+    assert kinds == {BpfPseudo.BPF_PSEUDO_MAP_FD, BpfPseudo.BPF_PSEUDO_MAP_VALUE}
 
 
 def test_func_info_has_one_record_per_function_at_its_start(spec: ObjectSpec) -> None:

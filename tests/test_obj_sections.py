@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pybpf.abi.bpf import AttachType, ProgType
 from pybpf.obj import AutoAttach, SecFlags, find_section_def
-from pybpf.uapi import AttachType, ProgType
 from test_obj_oracle import driver  # noqa: F401 - the compiled libbpf driver fixture
 
 NAMES = [

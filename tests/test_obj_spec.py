@@ -14,13 +14,13 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 
 from conftest import bpftool, compile_bpf
+from pybpf.abi.bpf import MapFlags, MapType
 from pybpf.btf.types import BtfFunc, VarLinkage
 from pybpf.errors import BpfError, ObjectError
 from pybpf.obj import ExternKind, KcfgType, MapKind, ObjectSpec, RelocKind
 from pybpf.obj.maps import internal_map_name
 from pybpf.obj.show import format_object
 from pybpf.object import BpfObject
-from pybpf.uapi import MapFlags, MapType
 from test_obj_oracle import driver, libbpf_view  # noqa: F401 - the libbpf driver fixture
 
 
@@ -175,7 +175,7 @@ def test_externs(data_spec: ObjectSpec) -> None:
     kconfig = data_spec.map(".kconfig")
     ends = [e.offset + e.size for e in data_spec.externs if e.kind is ExternKind.KCONFIG]
     assert kconfig.value_size == max(ends)
-    assert kconfig.flags == MapFlags.RDONLY_PROG | MapFlags.MMAPABLE
+    assert kconfig.flags == MapFlags.BPF_F_RDONLY_PROG | MapFlags.BPF_F_MMAPABLE
 
 
 # ------------------------------------------------------------------------------ refusals

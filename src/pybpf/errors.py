@@ -108,7 +108,11 @@ class PermissionDeniedError(KernelError):
 
 
 class NotSupportedError(KernelError):
-    """EINVAL/EOPNOTSUPP/ENOTSUPP for a feature the running kernel lacks."""
+    """EOPNOTSUPP/ENOTSUPP: the running kernel lacks the feature.
+
+    EINVAL is not mapped here: the kernel also returns it for plain bad arguments, so only a
+    caller that knows its arguments are valid may read EINVAL as "unsupported".
+    """
 
 
 def kernel_error(command: str, err: int, detail: str = "") -> KernelError:

@@ -25,13 +25,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pybpf.abi.bpf import AttachType, MapType, ProgType
 from pybpf.closing import Closing
 from pybpf.elf import ElfFile
 from pybpf.errors import BpfError, ObjectError
 from pybpf.load.links import Link, LinkSet
 from pybpf.obj import MapSpec, ObjectSpec, ProgramSpec
 from pybpf.obj.spec import MapKind
-from pybpf.uapi import AttachType, MapType, ProgType
 
 if TYPE_CHECKING:
     from pybpf.kernel.progs import TestRunResult

@@ -19,6 +19,7 @@ from bisect import bisect_left
 from itertools import accumulate
 from struct import Struct
 
+from pybpf.abi.btf import BTF_MAGIC, BTF_MAGIC_SWAPPED, BTF_VERSION, HEADER_SIZE, TYPE_HEADER_SIZE
 from pybpf.btf.types import (
     MODIFIER_KINDS,
     VOID,
@@ -57,10 +58,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
-BTF_MAGIC = 0xEB9F
-BTF_VERSION = 1
-HEADER_SIZE = 24
-TYPE_HEADER_SIZE = 12
 POINTER_SIZE = 8
 """BPF is a 64-bit target: every pointer in BPF BTF is 8 bytes."""
 
@@ -252,7 +249,7 @@ class Btf:
         magic = int.from_bytes(data[:2], "little")
         if magic == BTF_MAGIC:
             endian = "<"
-        elif magic == 0x9FEB:
+        elif magic == BTF_MAGIC_SWAPPED:
             endian = ">"
         else:
             raise self._error(f"bad magic {magic:#06x}, expected {BTF_MAGIC:#06x}", 0)

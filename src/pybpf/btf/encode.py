@@ -16,7 +16,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Mapping
 
-from pybpf.btf.btf import BTF_MAGIC, BTF_VERSION, HEADER_SIZE, Btf
+from pybpf.abi.btf import ARRAY, ENUM64, MEMBER, TYPE, VAR_SECINFO, pack_header
+from pybpf.btf.btf import Btf
 from pybpf.btf.types import (
     BtfArray,
     BtfDatasec,
@@ -39,8 +40,6 @@ MAX_VLEN = 0xFFFF
 MAX_BITFIELD_OFFSET = (1 << 24) - 1
 MAX_BITFIELD_SIZE = 0xFF
 
-_HEADER = struct.Struct("<HBBIIIII")
-_III = struct.Struct("<III")
 _II = struct.Struct("<II")
 _I = struct.Struct("<I")
 _i = struct.Struct("<i")
@@ -144,53 +143,53 @@ def _encode_type(out: bytearray, t: BtfType, add: StringSet) -> None:
     if isinstance(t, BtfStruct | BtfUnion):
         kflag = t.kind_flag or any(m.bitfield_size for m in t.members)
         info = _info(kind, len(t.members), kflag, f"{kind.name} '{t.name}'")
-        out += _III.pack(name_off, info, t.size)
+        out += TYPE.pack(name_off, info, t.size)
         for i, m in enumerate(t.members):
-            out += _III.pack(add.add(m.name), m.type, _member_word(t, kflag, i))
+            out += MEMBER.pack(add.add(m.name), m.type, _member_word(t, kflag, i))
     elif isinstance(t, BtfInt):
-        out += _III.pack(name_off, kind << 24, t.size)
+        out += TYPE.pack(name_off, kind << 24, t.size)
         if t.bits_offset > 0xFF or t.nr_bits > 0xFF:
             raise BtfError(f"INT '{t.name}': bits_offset/nr_bits do not fit 8 bits")
         out += _I.pack((int(t.encoding) << 24) | (t.bits_offset << 16) | t.nr_bits)
     elif isinstance(t, BtfArray):
-        out += _III.pack(name_off, kind << 24, 0)
-        out += _III.pack(t.type, t.index_type, t.nelems)
+        out += TYPE.pack(name_off, kind << 24, 0)
+        out += ARRAY.pack(t.type, t.index_type, t.nelems)
     elif isinstance(t, BtfEnum):
         info = _info(kind, len(t.values), t.signed, f"ENUM '{t.name}'")
-        out += _III.pack(name_off, info, t.size)
+        out += TYPE.pack(name_off, info, t.size)
         for e in t.values:
             out += _II.pack(add.add(e.name), e.value & 0xFFFFFFFF)
     elif isinstance(t, BtfEnum64):
         info = _info(kind, len(t.values), t.signed, f"ENUM64 '{t.name}'")
-        out += _III.pack(name_off, info, t.size)
+        out += TYPE.pack(name_off, info, t.size)
         for e in t.values:
             raw = e.value & 0xFFFFFFFFFFFFFFFF
-            out += _III.pack(add.add(e.name), raw & 0xFFFFFFFF, raw >> 32)
+            out += ENUM64.pack(add.add(e.name), raw & 0xFFFFFFFF, raw >> 32)
     elif isinstance(t, BtfFwd):
-        out += _III.pack(name_off, (t.is_union << 31) | (kind << 24), 0)
+        out += TYPE.pack(name_off, (t.is_union << 31) | (kind << 24), 0)
     elif isinstance(t, BtfFunc):
-        out += _III.pack(name_off, (kind << 24) | int(t.linkage), t.type)
+        out += TYPE.pack(name_off, (kind << 24) | int(t.linkage), t.type)
     elif isinstance(t, BtfFuncProto):
         info = _info(kind, len(t.params), False, f"FUNC_PROTO '{t.name}'")
-        out += _III.pack(name_off, info, t.return_type)
+        out += TYPE.pack(name_off, info, t.return_type)
         for p in t.params:
             out += _II.pack(add.add(p.name), p.type)
     elif isinstance(t, BtfVar):
-        out += _III.pack(name_off, kind << 24, t.type)
+        out += TYPE.pack(name_off, kind << 24, t.type)
         out += _I.pack(int(t.linkage))
     elif isinstance(t, BtfDatasec):
         info = _info(kind, len(t.vars), False, f"DATASEC '{t.name}'")
-        out += _III.pack(name_off, info, t.size)
+        out += TYPE.pack(name_off, info, t.size)
         for v in t.vars:
-            out += _III.pack(v.type, v.offset, v.size)
+            out += VAR_SECINFO.pack(v.type, v.offset, v.size)
     elif isinstance(t, BtfFloat):
-        out += _III.pack(name_off, kind << 24, t.size)
+        out += TYPE.pack(name_off, kind << 24, t.size)
     elif isinstance(t, BtfDeclTag):
-        out += _III.pack(name_off, (t.kind_flag << 31) | (kind << 24), t.type)
+        out += TYPE.pack(name_off, (t.kind_flag << 31) | (kind << 24), t.type)
         out += _i.pack(t.component_idx)
     else:  # PTR, TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG: a name and a target
         kflag = getattr(t, "kind_flag", False)
-        out += _III.pack(name_off, (kflag << 31) | (kind << 24), t.type)
+        out += TYPE.pack(name_off, (kflag << 31) | (kind << 24), t.type)
 
 
 def encode_btf(types: Iterable[BtfType], strings: StringSet) -> bytes:
@@ -207,7 +206,5 @@ def encode_btf(types: Iterable[BtfType], strings: StringSet) -> bytes:
             raise BtfError(f"{t.kind.name} '{t.name}': field out of range: {exc}") from None
     type_len = len(body)
     body += strings.data
-    header = _HEADER.pack(
-        BTF_MAGIC, BTF_VERSION, 0, HEADER_SIZE, 0, type_len, type_len, len(strings)
-    )
+    header = pack_header(type_len, len(strings))
     return header + bytes(body)

@@ -29,19 +29,21 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TypeVar
 
-from pybpf.btf.btf import BTF_MAGIC, Btf
+from pybpf.abi.btf import (
+    BTF_EXT_HEADER_MIN,
+    BTF_EXT_HEADER_SIZE,
+    BTF_MAGIC,
+    BTF_MAGIC_SWAPPED,
+    CORE_RELO,
+    FUNC_INFO,
+    LINE_INFO,
+)
+from pybpf.abi.insn import INSN_SIZE
+from pybpf.btf.btf import Btf
 from pybpf.errors import BtfError
 
 BTF_EXT_VERSION = 1
-BTF_EXT_HEADER_MIN = 24
-"""Header size without the CO-RE fields (old compilers)."""
-BTF_EXT_HEADER_SIZE = 32
-"""Header size with the CO-RE relocation fields; what we write."""
-BPF_INSN_SIZE = 8
 
-FUNC_INFO_RECORD_SIZE = 8  # struct bpf_func_info
-LINE_INFO_RECORD_SIZE = 16  # struct bpf_line_info
-CORE_RELO_RECORD_SIZE = 16  # struct bpf_core_relo
 
 BPF_LINE_INFO_LINE_NUM_SHIFT = 10
 BPF_LINE_INFO_LINE_COL_MASK = 0x3FF
@@ -85,7 +87,7 @@ class FuncInfo:
 
     @property
     def insn_idx(self) -> int:
-        return self.insn_off // BPF_INSN_SIZE
+        return self.insn_off // INSN_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,7 @@ class LineInfo:
 
     @property
     def insn_idx(self) -> int:
-        return self.insn_off // BPF_INSN_SIZE
+        return self.insn_off // INSN_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +124,7 @@ class CoreRelo:
 
     @property
     def insn_idx(self) -> int:
-        return self.insn_off // BPF_INSN_SIZE
+        return self.insn_off // INSN_SIZE
 
     @property
     def access_spec(self) -> tuple[int, ...]:
@@ -199,9 +201,9 @@ class BtfExt:
             )
 
         try:
-            funcs = block(self.func_info, FUNC_INFO_RECORD_SIZE, enc_func)
-            lines = block(self.line_info, LINE_INFO_RECORD_SIZE, enc_line)
-            relos = block(self.core_relos, CORE_RELO_RECORD_SIZE, enc_core)
+            funcs = block(self.func_info, FUNC_INFO.size, enc_func)
+            lines = block(self.line_info, LINE_INFO.size, enc_line)
+            relos = block(self.core_relos, CORE_RELO.size, enc_core)
         except struct.error as exc:  # a value that does not fit its u32 field
             raise BtfError(f"cannot encode .BTF.ext: {exc}", section=".BTF.ext") from None
         header = struct.pack(
@@ -240,7 +242,7 @@ class _Parser:
         (magic,) = struct.unpack_from("<H", data, 0)
         if magic == BTF_MAGIC:
             self.e = "<"
-        elif magic == 0x9FEB:
+        elif magic == BTF_MAGIC_SWAPPED:
             self.e = ">"
         else:
             raise self.error(f"bad magic {magic:#06x}, expected {BTF_MAGIC:#06x}", 0)
@@ -254,13 +256,13 @@ class _Parser:
         if hdr_len >= BTF_EXT_HEADER_SIZE:
             cr_off, cr_len = struct.unpack_from(self.e + "II", data, 24)
         func_info = self.block(
-            hdr_len, fi_off, fi_len, 8, "func_info", FUNC_INFO_RECORD_SIZE, self.func_record
+            hdr_len, fi_off, fi_len, 8, "func_info", FUNC_INFO.size, self.func_record
         )
         line_info = self.block(
-            hdr_len, li_off, li_len, 16, "line_info", LINE_INFO_RECORD_SIZE, self.line_record
+            hdr_len, li_off, li_len, 16, "line_info", LINE_INFO.size, self.line_record
         )
         core_relos = self.block(
-            hdr_len, cr_off, cr_len, 24, "core_relo", CORE_RELO_RECORD_SIZE, self.core_record
+            hdr_len, cr_off, cr_len, 24, "core_relo", CORE_RELO.size, self.core_record
         )
         return BtfExt(func_info, line_info, core_relos, flags)
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pybpf.btf.btf import BTF_MAGIC, Btf
+from pybpf.abi.btf import BTF_MAGIC, BTF_MAGIC_SWAPPED
+from pybpf.btf.btf import Btf
 from pybpf.elf.constants import ELF_MAGIC
 from pybpf.elf.reader import ElfFile
 from pybpf.errors import BtfError
@@ -36,6 +37,6 @@ def btf_from_file(path: str | Path, *, base: Btf | None = None) -> Btf:
             raise BtfError("object has no .BTF section", file=str(path))
         return btf
     magic = int.from_bytes(data[:2], "little") if len(data) >= 2 else 0
-    if magic not in (BTF_MAGIC, 0x9FEB):
+    if magic not in (BTF_MAGIC, BTF_MAGIC_SWAPPED):
         raise BtfError("neither an ELF object nor raw BTF (bad magic)", file=str(path), offset=0)
     return Btf.from_bytes(data, base=base, file=str(path), section=None)

@@ -22,7 +22,8 @@ import sys
 from array import array
 from collections.abc import Sequence
 
-from pybpf.btf.btf import TYPE_HEADER_SIZE, Btf
+from pybpf.abi.btf import TYPE_HEADER_SIZE, pack_header
+from pybpf.btf.btf import Btf
 from pybpf.btf.types import BtfKind
 
 
@@ -116,7 +117,7 @@ def _probe_layout() -> str:
     int_info = BtfKind.INT << 24
     ptr_info = BtfKind.PTR << 24
     types = struct.pack("<IIII", 0, int_info, 4, 32) + struct.pack("<III", 0, ptr_info, 1)
-    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), 1)
+    header = pack_header(len(types), 1)
     probe = IndexedBtf(header + types + b"\0")
     found = list(probe.walk)
     if found == [24, 40]:

@@ -15,28 +15,30 @@ from __future__ import annotations
 
 import struct
 
+from pybpf.abi.insn import (
+    BPF_ALU,
+    BPF_ALU64,
+    BPF_LD,
+    BPF_LDX,
+    BPF_ST,
+    BPF_STX,
+    BPF_X,
+    CALL,
+    INSN,
+    INSN_SIZE,
+    LD_IMM64,
+    SIZE_BYTES,
+)
 from pybpf.core.calc import U64, ReloResult
 from pybpf.core.errors import SpecError
 
-INSN_SIZE = 8
 POISON_HELPER = 0xBAD2310
 """195896080: "bad relo" as a helper id no kernel has."""
 
-BPF_LD = 0x00
-BPF_LDX = 0x01
-BPF_ST = 0x02
-BPF_STX = 0x03
-BPF_ALU = 0x04
-BPF_ALU64 = 0x07
-BPF_X = 0x08
-BPF_JMP_CALL = 0x85
-BPF_LD_IMM64 = 0x18
 SHRT_MAX = 0x7FFF
 
-_SIZE_BYTES = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}
-_BYTES_SIZE = {v: k for k, v in _SIZE_BYTES.items()}
+_BYTES_SIZE = {v: k for k, v in SIZE_BYTES.items()}
 
-_INSN = struct.Struct("<BBhi")
 _OFF = struct.Struct("<h")
 _IMM = struct.Struct("<i")
 
@@ -49,9 +51,9 @@ def _s32(value: int) -> int:
 def poison(insns: bytearray, index: int) -> None:
     """Replace instruction ``index`` (both slots of an ``ld_imm64``) with the poison call."""
     at = index * INSN_SIZE
-    if insns[at] == BPF_LD_IMM64 and at + 2 * INSN_SIZE <= len(insns):
-        _INSN.pack_into(insns, at + INSN_SIZE, BPF_JMP_CALL, 0, 0, POISON_HELPER)
-    _INSN.pack_into(insns, at, BPF_JMP_CALL, 0, 0, POISON_HELPER)
+    if insns[at] == LD_IMM64 and at + 2 * INSN_SIZE <= len(insns):
+        INSN.pack_into(insns, at + INSN_SIZE, CALL, 0, 0, POISON_HELPER)
+    INSN.pack_into(insns, at, CALL, 0, 0, POISON_HELPER)
 
 
 def patch_insn(insns: bytearray, index: int, res: ReloResult) -> None:
@@ -61,7 +63,7 @@ def patch_insn(insns: bytearray, index: int, res: ReloResult) -> None:
     if res.poison:
         poison(insns, index)
         return
-    code, regs, off, imm = _INSN.unpack_from(insns, at)
+    code, regs, off, imm = INSN.unpack_from(insns, at)
     cls = code & 0x07
     orig, new = res.orig_val, res.new_val
     if cls in (BPF_ALU, BPF_ALU64):
@@ -82,9 +84,9 @@ def patch_insn(insns: bytearray, index: int, res: ReloResult) -> None:
             return
         _OFF.pack_into(insns, at + 2, new)
         if res.new_sz != res.orig_sz:
-            if _SIZE_BYTES[code & 0x18] != res.orig_sz:
+            if SIZE_BYTES[code & 0x18] != res.orig_sz:
                 raise SpecError(
-                    f"unexpected LDX/ST/STX memory size: got {_SIZE_BYTES[code & 0x18]}, "
+                    f"unexpected LDX/ST/STX memory size: got {SIZE_BYTES[code & 0x18]}, "
                     f"exp {res.orig_sz}"
                 )
             size_code = _BYTES_SIZE.get(res.new_sz)
@@ -94,7 +96,7 @@ def patch_insn(insns: bytearray, index: int, res: ReloResult) -> None:
         return
     if cls == BPF_LD:
         if (
-            code != BPF_LD_IMM64
+            code != LD_IMM64
             or at + 2 * INSN_SIZE > len(insns)
             or regs >> 4 != 0
             or off != 0

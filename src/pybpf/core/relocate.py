@@ -20,12 +20,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
+from pybpf.abi.insn import INSN_SIZE
 from pybpf.btf.btf import Btf
 from pybpf.btf.ext import CoreRelo, CoreReloKind
 from pybpf.core.btfutil import describe, type_or_none
 from pybpf.core.calc import ReloResult, calc_relo
 from pybpf.core.errors import CoreError, SpecError
-from pybpf.core.patch import INSN_SIZE, patch_insn
+from pybpf.core.patch import patch_insn
 from pybpf.core.spec import Spec, match_spec, parse_spec
 from pybpf.core.target import Candidate, TargetBtf
 from pybpf.errors import BtfError

@@ -15,9 +15,9 @@ import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
+from pybpf.abi.bpf import MapType
 from pybpf.btf import Btf
 from pybpf.closing import Closing
-from pybpf.kernel.constants import MapType
 from pybpf.kernel.events_sys import online_cpus
 from pybpf.kernel.maps import map_delete_elem, map_update_elem
 from pybpf.kernel.perf import perf_event_enable

@@ -34,9 +34,9 @@ from array import array
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from pybpf.abi.bpf import MapType
 from pybpf.btf import Btf
 from pybpf.closing import Closing
-from pybpf.kernel.constants import MapType
 
 from .aio import wait_readable
 from .batch import RecordBatch

@@ -13,8 +13,8 @@ import fcntl
 from dataclasses import dataclass
 from typing import Any
 
+from pybpf.abi.bpf import MapType, enum_name
 from pybpf.btf import Btf
-from pybpf.kernel.constants import MapType, enum_name
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.maps import map_get_info_by_fd
 

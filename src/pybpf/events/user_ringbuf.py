@@ -25,9 +25,9 @@ import time
 from types import TracebackType
 from typing import Any, Self
 
+from pybpf.abi.bpf import MapType
 from pybpf.closing import Closing
 from pybpf.kernel.buffers import Bytes
-from pybpf.kernel.constants import MapType
 from pybpf.kernel.events_sys import user_ringbuf_mmap
 from pybpf.kernel.system import page_size
 

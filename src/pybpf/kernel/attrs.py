@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ctypes
 
-from .constants import BPF_OBJ_NAME_LEN
+from pybpf.abi.bpf import BPF_OBJ_NAME_LEN
 
 u32 = ctypes.c_uint32
 s32 = ctypes.c_int32

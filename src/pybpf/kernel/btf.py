@@ -5,9 +5,10 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 
+from pybpf.abi.bpf import BpfCmd
+
 from .attrs import BtfLoadAttr
 from .buffers import Bytes, address
-from .constants import BpfCmd
 from .fd import Fd, FdLike
 from .infos import BpfBtfInfo, obj_get_info_by_fd
 from .verifier import DEFAULT_LOG_SIZE, Loaded, LogFields, btf_load_error, load_with_log

@@ -15,20 +15,21 @@ import functools
 import struct
 from dataclasses import dataclass
 
-from pybpf.errors import KernelError
-
-from . import insn as asm
-from .attrs import MapCreateAttr
-from .btf import btf_load
-from .constants import (
+from pybpf.abi import insn as asm
+from pybpf.abi.bpf import (
     AttachType,
     BpfCmd,
     BpfFuncId,
-    BpfMapFlags,
     BpfProgLoadFlags,
+    MapFlags,
     MapType,
     ProgType,
 )
+from pybpf.abi.btf import pack_header
+from pybpf.errors import KernelError
+
+from .attrs import MapCreateAttr
+from .btf import btf_load
 from .links import link_create
 from .maps import map_create
 from .progs import prog_load
@@ -55,7 +56,6 @@ __all__ = [
 
 # --- a minimal BTF encoder for probe blobs -------------------------------------------------
 
-BTF_MAGIC = 0xEB9F
 BTF_KIND_INT = 1
 BTF_KIND_PTR = 2
 BTF_KIND_FUNC = 12
@@ -83,7 +83,7 @@ def _int32(name_off: int) -> bytes:
 
 
 def _blob(types: bytes, strings: bytes) -> bytes:
-    header = struct.pack("<HBBIIIII", BTF_MAGIC, 1, 0, 24, 0, len(types), len(types), len(strings))
+    header = pack_header(len(types), len(strings))
     return header + types + strings
 
 
@@ -180,7 +180,7 @@ _MAP_SHAPES: dict[MapType, tuple[int, int, int, int]] = {
     MapType.STACK: (0, 4, 1, 0),
     MapType.BLOOM_FILTER: (0, 4, 1, 0),
     MapType.STACK_TRACE: (4, 8, 1, 0),
-    MapType.LPM_TRIE: (8, 8, 1, BpfMapFlags.BPF_F_NO_PREALLOC),
+    MapType.LPM_TRIE: (8, 8, 1, MapFlags.BPF_F_NO_PREALLOC),
     MapType.CGROUP_STORAGE_DEPRECATED: (16, 8, 0, 0),
     MapType.PERCPU_CGROUP_STORAGE_DEPRECATED: (16, 8, 0, 0),
 }
@@ -216,7 +216,7 @@ def prog_type_supported(prog_type: ProgType) -> bool:
 @functools.cache
 def has_mmapable_arrays() -> bool:
     """``BPF_F_MMAPABLE`` arrays (Linux 5.5): global variables without syscalls."""
-    return _map_ok(MapType.ARRAY, 4, 4, 1, BpfMapFlags.BPF_F_MMAPABLE)
+    return _map_ok(MapType.ARRAY, 4, 4, 1, MapFlags.BPF_F_MMAPABLE)
 
 
 @functools.cache

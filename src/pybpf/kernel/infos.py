@@ -10,8 +10,9 @@ from __future__ import annotations
 import ctypes
 from typing import TypeVar
 
+from pybpf.abi.bpf import BPF_TAG_SIZE, BpfCmd
+
 from .attrs import InfoAttr, ObjName, u32, u64
-from .constants import BPF_TAG_SIZE, BpfCmd
 from .fd import FdLike, raw_fd
 from .syscall import bpf
 

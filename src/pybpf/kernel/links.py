@@ -12,6 +12,8 @@ import ctypes
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pybpf.abi.bpf import AttachType, BpfAttachFlags, BpfCmd, LinkType, XdpFlags, enum_name
+
 from .attrs import (
     IterCreateAttr,
     LinkCreateAttr,
@@ -23,7 +25,6 @@ from .attrs import (
     RawTracepointCookieAttr,
 )
 from .buffers import c_string
-from .constants import AttachType, BpfAttachFlags, BpfCmd, LinkType, XdpFlags, enum_name
 from .fd import Fd, FdLike, raw_fd
 from .infos import BpfLinkInfo, obj_get_info_by_fd
 from .syscall import bpf, bpf_fd

@@ -15,11 +15,11 @@ import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from pybpf.abi.bpf import BpfCmd, BpfMapUpdateFlags, MapFlags, MapType, enum_name
 from pybpf.errors import kernel_error
 
 from .attrs import MapBatchAttr, MapCreateAttr, MapElemAttr
 from .buffers import Bytes, address, obj_name
-from .constants import BpfCmd, BpfMapFlags, BpfMapUpdateFlags, MapType, enum_name
 from .fd import Fd, FdLike, raw_fd
 from .infos import BpfMapInfo, obj_get_info_by_fd
 from .syscall import bpf, bpf_at, bpf_fd, bpf_raw
@@ -32,7 +32,7 @@ def map_create(
     max_entries: int,
     *,
     name: str = "",
-    map_flags: BpfMapFlags | int = 0,
+    map_flags: MapFlags | int = 0,
     inner_map_fd: FdLike | None = None,
     numa_node: int | None = None,
     btf_fd: FdLike | None = None,
@@ -60,7 +60,7 @@ def map_create(
         attr.inner_map_fd = raw_fd(inner_map_fd)
     if numa_node is not None:
         attr.numa_node = numa_node
-        flags |= BpfMapFlags.BPF_F_NUMA_NODE
+        flags |= MapFlags.BPF_F_NUMA_NODE
     if btf_fd is not None:
         attr.btf_fd = raw_fd(btf_fd)
     attr.map_flags = flags

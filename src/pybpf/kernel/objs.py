@@ -7,11 +7,11 @@ import errno
 from collections.abc import Iterator
 from os import PathLike
 
+from pybpf.abi.bpf import BpfCmd
 from pybpf.errors import kernel_error
 
 from .attrs import GetIdAttr, ObjAttr
 from .buffers import c_string
-from .constants import BpfCmd
 from .fd import Fd, FdLike, raw_fd
 from .syscall import bpf, bpf_fd, bpf_raw
 

@@ -14,16 +14,10 @@ import errno
 import fcntl
 from pathlib import Path
 
+from pybpf.abi.perf import PERF_FLAG_FD_CLOEXEC, PerfAttrFlags, PerfSampleType, PerfSwIds, PerfType
 from pybpf.errors import NotSupportedError, kernel_error
 
 from .buffers import c_string
-from .constants import (
-    PERF_FLAG_FD_CLOEXEC,
-    PerfAttrFlags,
-    PerfSampleType,
-    PerfSwIds,
-    PerfType,
-)
 from .fd import Fd, FdLike, raw_fd
 from .fs import ensure_tracefs
 from .syscall import perf_event_open
@@ -60,7 +54,7 @@ class PerfEventAttr(ctypes.Structure):
     """``struct perf_event_attr`` (``PERF_ATTR_SIZE_VER7``).
 
     The bit-field word (``disabled``, ``inherit``, ...) is the single ``flags`` field here,
-    built from :class:`~pybpf.kernel.constants.PerfAttrFlags`.  ``config1``/``config2`` are
+    built from :class:`~pybpf.abi.perf.PerfAttrFlags`.  ``config1``/``config2`` are
     also ``uprobe_path``/``kprobe_func`` and ``probe_offset``/``kprobe_addr`` in the uapi.
     """
 

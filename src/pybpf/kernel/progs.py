@@ -7,18 +7,16 @@ import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pybpf.abi.bpf import AttachType, BpfCmd, BpfProgLoadFlags, ProgType
+from pybpf.abi.insn import INSN_SIZE
 from pybpf.errors import kernel_error
 
 from .attrs import ProgBindMapAttr, ProgLoadAttr, TestRunAttr
 from .buffers import Bytes, address, obj_name
-from .constants import AttachType, BpfCmd, BpfProgLoadFlags, ProgType
 from .fd import Fd, FdLike, raw_fd
 from .infos import BpfProgInfo, obj_get_info_by_fd
 from .syscall import bpf, bpf_raw
 from .verifier import DEFAULT_LOG_SIZE, Loaded, LogFields, load_with_log, prog_load_error
-
-INSN_SIZE = 8
-"""Bytes of one ``struct bpf_insn``."""
 
 
 def _set_log(attr: ctypes.Structure, buf: int, size: int, level: int) -> None:

@@ -14,9 +14,9 @@ import errno
 import platform
 from typing import Final
 
+from pybpf.abi.bpf import BpfCmd
 from pybpf.errors import kernel_error
 
-from .constants import BpfCmd
 from .fd import Fd
 
 _SYSCALL_NUMBERS: Final = {

@@ -22,9 +22,9 @@ import errno
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
-from pybpf.errors import KernelError, LoadError, NotSupportedError, PermissionDeniedError
+from pybpf.abi.bpf import BpfCmd
+from pybpf.errors import ENOTSUPP, KernelError, LoadError, NotSupportedError, PermissionDeniedError
 
-from .constants import BpfCmd
 from .fd import Fd
 from .syscall import bpf_raw
 
@@ -86,7 +86,7 @@ class BtfLoadNotSupportedError(BtfLoadError, NotSupportedError):
 
 
 _PERMISSION = (errno.EPERM, errno.EACCES)
-_UNSUPPORTED = (errno.EOPNOTSUPP, 524)
+_UNSUPPORTED = (errno.EOPNOTSUPP, ENOTSUPP)
 
 
 def prog_load_error(err: int, name: str | None, log: str) -> ProgLoadError:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pybpf.abi.insn import BPF_PSEUDO_CALL, CALL, INSN_SIZE
 from pybpf.btf.btf import Btf
 from pybpf.btf.ext import BtfExt, CoreRelo, FuncInfo, LineInfo
 from pybpf.btf.types import (
@@ -46,11 +47,6 @@ from pybpf.elf.constants import (
 from pybpf.elf.reader import ElfFile, Section
 from pybpf.errors import BpfError, LinkError
 
-BPF_INSN_SIZE = 8
-BPF_JMP_CALL = 0x85
-"""Opcode of ``call`` (BPF_JMP | BPF_CALL)."""
-BPF_PSEUDO_CALL = 1
-"""``src_reg`` of a call to a BPF function (rather than a helper or kfunc)."""
 EXTERN_DATASEC = ".extern"
 """Where clang puts the BTF of extern variables declared without a section attribute."""
 
@@ -191,9 +187,9 @@ def _check_sections(obj: InputObject) -> None:
                 f"section {sec.name} alignment {sec.addralign} is not a power of 2 up to "
                 f"{MAX_SECTION_ALIGN}"
             )
-        if sec.is_exec and sec.size % BPF_INSN_SIZE:
+        if sec.is_exec and sec.size % INSN_SIZE:
             raise obj.error(
-                f"section {sec.name} size {sec.size} is not a multiple of {BPF_INSN_SIZE}"
+                f"section {sec.name} size {sec.size} is not a multiple of {INSN_SIZE}"
             )
 
 
@@ -253,7 +249,7 @@ def _check_relocations(obj: InputObject) -> None:
                 raise obj.error(f"{sec.name}: relocation #{i} has unsupported type {r.type}")
             if r.symbol == 0:
                 raise obj.error(f"{sec.name}: relocation #{i} refers to the null symbol")
-            if target.flags & SectionFlags.SHF_EXECINSTR and r.offset % BPF_INSN_SIZE:
+            if target.flags & SectionFlags.SHF_EXECINSTR and r.offset % INSN_SIZE:
                 raise obj.error(
                     f"{sec.name}: relocation #{i} at {r.offset:#x} is not on an instruction"
                 )
@@ -276,7 +272,7 @@ def _check_call_insn(
     carries another ``src_reg`` opens; once the linker binds that call to a real function the
     output would not.  Refusing it here names the input instead of the output.
     """
-    if offset + 2 > len(target.data) or target.data[offset] != BPF_JMP_CALL:
+    if offset + 2 > len(target.data) or target.data[offset] != CALL:
         return
     regs = target.data[offset + 1]
     src_reg = regs >> 4 if obj.elf.endian == "<" else regs & 0xF
@@ -291,7 +287,7 @@ def _patched_bytes(kind: int, in_code: bool) -> int:
     """How many bytes at its offset a relocation of ``kind`` covers: a whole instruction in
     code (two for ``ld_imm64``), the patched word in data."""
     if in_code:
-        return 2 * BPF_INSN_SIZE if kind == BpfReloc.R_BPF_64_64 else BPF_INSN_SIZE
+        return 2 * INSN_SIZE if kind == BpfReloc.R_BPF_64_64 else INSN_SIZE
     return 8 if kind in (BpfReloc.R_BPF_64_ABS64, BpfReloc.R_BPF_64_64) else 4
 
 

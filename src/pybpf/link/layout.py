@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pybpf.abi.sections import MAPS
 from pybpf.elf.constants import SHN_LORESERVE, SHN_UNDEF, SectionFlags, SectionType
 from pybpf.elf.reader import Section
 from pybpf.errors import LinkError
 from pybpf.link.inputs import InputObject
 
 DEDUPED_SECTIONS = ("license", "version")
-MAPS_SECTION = ".maps"
 MAX_SECTION_SIZE = 0xFFFFFFFF
 """Output sections are described by BTF DATASECs and ``.BTF.ext`` offsets, 32-bit fields."""
 
@@ -76,7 +76,7 @@ class Layout:
         deferred: dict[int, Section] = {}
         for obj in inputs:
             for sec in obj.content:
-                if sec.name == MAPS_SECTION and obj.elf.section(MAPS_SECTION) is sec:
+                if sec.name == MAPS and obj.elf.section(MAPS) is sec:
                     self._out_section(obj, sec)  # keep the output section order
                     deferred[obj.index] = sec
                 else:
@@ -154,14 +154,14 @@ def maps_order(inputs: list[InputObject]) -> list[InputObject]:
             if (
                 sym.is_global
                 and SHN_UNDEF < sym.shndx < SHN_LORESERVE
-                and obj.elf.sections[sym.shndx].name == MAPS_SECTION
+                and obj.elf.sections[sym.shndx].name == MAPS
                 and (sym.name not in definer or not sym.is_weak)
             ):
                 definer[sym.name] = obj
     needs: dict[int, set[int]] = {obj.index: set() for obj in inputs}
     for obj in inputs:
         for rel in obj.elf.relocation_sections:
-            if obj.elf.sections[rel.target].name != MAPS_SECTION:
+            if obj.elf.sections[rel.target].name != MAPS:
                 continue
             for r in rel.relocations:
                 other = definer.get(obj.elf.symbols[r.symbol].name)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from pybpf.abi.insn import CALL, INSN_SIZE
 from pybpf.elf.constants import BpfReloc, SymbolType
 from pybpf.errors import LinkError
-from pybpf.link.inputs import BPF_INSN_SIZE, BPF_JMP_CALL, InputObject
+from pybpf.link.inputs import InputObject
 from pybpf.link.layout import Layout, OutSection
 from pybpf.link.symbols import OutSymbol, SymbolTable
 
@@ -69,7 +70,7 @@ def _add_to_addend(where: str, sec: OutSection, offset: int, kind: int, delta: i
     if sec.is_exec:
         opcode = data[offset]
         (imm,) = struct.unpack_from("<i", data, offset + 4)
-        imm += delta // BPF_INSN_SIZE if opcode == BPF_JMP_CALL else delta
+        imm += delta // INSN_SIZE if opcode == CALL else delta
         if not -(2**31) <= imm < 2**31:
             raise LinkError(
                 f"{where}: instruction immediate {imm} (after adding {delta} for the "

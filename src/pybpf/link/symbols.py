@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pybpf.abi.sections import LOADER_EXTERN_SECTIONS, MAPS
 from pybpf.elf.constants import SHN_LORESERVE, SHN_UNDEF, SymbolBinding, SymbolType
 from pybpf.elf.reader import Symbol
 from pybpf.errors import LinkError
@@ -25,11 +26,6 @@ from pybpf.link.btf_match import btf_types_match
 from pybpf.link.inputs import EXTERN_DATASEC, InputObject
 from pybpf.link.layout import Layout, OutSection
 from pybpf.link.mapdef import map_defs_differ, parse_map_def
-
-LOADER_EXTERN_SECTIONS = frozenset({".kconfig", ".ksyms"})
-"""Externs in these DATASECs are resolved by the loader (kernel config, kernel symbols)."""
-
-MAPS_SECTION = ".maps"
 
 
 @dataclass(eq=False, slots=True)
@@ -175,7 +171,7 @@ def _check_participants(g: GlobalSymbol, layout: Layout) -> None:
             continue
         reason = _type_mismatch(g, ref, winner)
         if reason:
-            what = "map" if g.section == MAPS_SECTION else "type"
+            what = "map" if g.section == MAPS else "type"
             raise LinkError(
                 f"symbol {g.name!r}: {what} in {ref.where} differs from {winner.where}: {reason}"
             )
@@ -191,7 +187,7 @@ def _type_mismatch(g: GlobalSymbol, a: SymRef, b: SymRef) -> str | None:
         return None  # an object without BTF: nothing to compare
     btf_a, btf_b = a.obj.btf, b.obj.btf
     assert btf_a is not None and btf_b is not None
-    if g.section == MAPS_SECTION:
+    if g.section == MAPS:
         try:
             def_a = parse_map_def(btf_a, info_a.type_id)
             def_b = parse_map_def(btf_b, info_b.type_id)

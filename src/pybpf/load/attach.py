@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from pybpf.abi.bpf import AttachType
 from pybpf.errors import KernelError, LoadError
 from pybpf.kernel import links as klinks
 from pybpf.kernel import perf
@@ -21,7 +22,6 @@ from pybpf.load.links import Link
 from pybpf.load.uprobe_target import function_offset, parse_uprobe_target, resolve_binary
 from pybpf.obj.section_defs import AutoAttach
 from pybpf.obj.spec import ProgramSpec
-from pybpf.uapi import AttachType
 
 
 def _attach_perf(prog_fd: FdLike, perf_fd: Fd, kind: str, target: str, cookie: int = 0) -> Link:

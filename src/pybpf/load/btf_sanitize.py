@@ -19,19 +19,15 @@ import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from pybpf.abi.btf import HEADER, TYPE, VAR_SECINFO, pack_header
+from pybpf.abi.sections import KCONFIG, KSYMS
 from pybpf.btf.btf import RECORD_TAIL_SIZE, Btf
 from pybpf.btf.types import VOID, BtfKind, FuncLinkage, VarLinkage
 from pybpf.errors import BtfError, LoadError
 from pybpf.obj.spec import ExternKind, ExternSpec, ObjectSpec
 
-_HEADER = struct.Struct("<HBBIIIII")
-_TYPE = struct.Struct("<III")
 _U32 = struct.Struct("<I")
-_VSI = struct.Struct("<III")
 _U32_MAX = 0xFFFFFFFF
-
-KCONFIG_SECTION = ".kconfig"
-KSYMS_SECTION = ".ksyms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +93,7 @@ class _RawBtf:
         checked.validate()
         if checked.big_endian:
             raise self.error("only little-endian BTF can be loaded on this host", offset=0)
-        fields = _HEADER.unpack_from(data, 0)
+        fields = HEADER.unpack_from(data, 0)
         _magic, _version, flags, hdr_len, type_off, type_len, str_off, str_len = fields
         self.hdr_len = hdr_len
         self.types = bytearray(data[hdr_len + type_off : hdr_len + type_off + type_len])
@@ -107,9 +103,9 @@ class _RawBtf:
         at = 0
         while at < len(self.types):
             self.pos.append(at)
-            _name, info, _size = _TYPE.unpack_from(self.types, at)
+            _name, info, _size = TYPE.unpack_from(self.types, at)
             fixed, per = RECORD_TAIL_SIZE[(info >> 24) & 0x1F]
-            at += _TYPE.size + fixed + per * (info & 0xFFFF)
+            at += TYPE.size + fixed + per * (info & 0xFFFF)
 
     def error(self, message: str, *, offset: int | None = None) -> BtfError:
         return BtfError(message, file=self.file, section=".BTF", offset=offset)
@@ -123,12 +119,12 @@ class _RawBtf:
         """The common part of ``type_id``; ``void`` (0) reads as a nameless kind-0 type."""
         if type_id == VOID:
             return _Head(0, BtfKind.UNKN, 0, 0, False)
-        name_off, info, size = _TYPE.unpack_from(self.types, self.pos[type_id])
+        name_off, info, size = TYPE.unpack_from(self.types, self.pos[type_id])
         return _Head(name_off, (info >> 24) & 0x1F, info & 0xFFFF, size, bool(info >> 31))
 
     def set_header(self, type_id: int, name_off: int, info: int, size: int) -> None:
         self.check_u32(type_id, "size", size)
-        _TYPE.pack_into(self.types, self.pos[type_id], name_off, info, size)
+        TYPE.pack_into(self.types, self.pos[type_id], name_off, info, size)
 
     def check_u32(self, type_id: int, what: str, value: int) -> None:
         """Values from the ELF side (section sizes, symbol values) must fit BTF's fields."""
@@ -139,10 +135,10 @@ class _RawBtf:
             )
 
     def u32(self, type_id: int, extra_offset: int) -> int:
-        return int(_U32.unpack_from(self.types, self.pos[type_id] + _TYPE.size + extra_offset)[0])
+        return int(_U32.unpack_from(self.types, self.pos[type_id] + TYPE.size + extra_offset)[0])
 
     def set_u32(self, type_id: int, extra_offset: int, value: int) -> None:
-        _U32.pack_into(self.types, self.pos[type_id] + _TYPE.size + extra_offset, value)
+        _U32.pack_into(self.types, self.pos[type_id] + TYPE.size + extra_offset, value)
 
     def string(self, offset: int) -> str:
         """The name at ``offset``, decoded the way the ELF and BTF readers decode names."""
@@ -156,13 +152,14 @@ class _RawBtf:
             offset += 1
 
     def vsis(self, type_id: int) -> list[tuple[int, int, int]]:
-        base = self.pos[type_id] + _TYPE.size
+        base = self.pos[type_id] + TYPE.size
         vlen = self.header(type_id).vlen
-        return [_VSI.unpack_from(self.types, base + i * _VSI.size) for i in range(vlen)]
+        step = VAR_SECINFO.size
+        return [VAR_SECINFO.unpack_from(self.types, base + i * step) for i in range(vlen)]
 
     def pairs(self, type_id: int, record: int) -> list[tuple[int, int]]:
         """The first two u32 of each ``record``-byte vlen entry (params, enumerators)."""
-        base = self.pos[type_id] + _TYPE.size
+        base = self.pos[type_id] + TYPE.size
         return [
             (int(_U32.unpack_from(self.types, base + i * record)[0]),
              int(_U32.unpack_from(self.types, base + i * record + 4)[0]))
@@ -170,11 +167,11 @@ class _RawBtf:
         ]  # fmt: skip
 
     def set_vsis(self, type_id: int, vsis: list[tuple[int, int, int]]) -> None:
-        base = self.pos[type_id] + _TYPE.size
+        base = self.pos[type_id] + TYPE.size
         for i, (var_id, offset, size) in enumerate(vsis):
             self.check_u32(type_id, f"entry {i} offset", offset)
             self.check_u32(type_id, f"entry {i} size", size)
-            _VSI.pack_into(self.types, base + i * _VSI.size, var_id, offset, size)
+            VAR_SECINFO.pack_into(self.types, base + i * VAR_SECINFO.size, var_id, offset, size)
 
     def find_int32(self) -> int:
         for type_id in range(1, self.count()):
@@ -184,16 +181,13 @@ class _RawBtf:
         raise self.error("no 32-bit integer type to describe .ksyms externs with")
 
     def encode(self) -> bytes:
-        header = _HEADER.pack(
-            0xEB9F, 1, self.flags, _HEADER.size, 0, len(self.types), len(self.types),
-            len(self.strings),
-        )  # fmt: skip
+        header = pack_header(len(self.types), len(self.strings), self.flags)
         return header + bytes(self.types) + bytes(self.strings)
 
     def add_var(self, name: str, type_id: int) -> int:
         """Append a global allocated VAR; returns its type id."""
         self.pos.append(len(self.types))
-        self.types += _TYPE.pack(self.add_string(name), _info(BtfKind.VAR, 0), type_id)
+        self.types += TYPE.pack(self.add_string(name), _info(BtfKind.VAR, 0), type_id)
         self.types += _U32.pack(VarLinkage.GLOBAL_ALLOCATED)
         return len(self.pos) - 1
 
@@ -240,17 +234,17 @@ def _fixup_datasecs(raw: _RawBtf, obj: ObjectSpec) -> None:
         if not m.is_internal and m.btf_var_type_id
     )
     kconfig = {e.name: e for e in obj.externs if e.kind is ExternKind.KCONFIG}
-    kconfig_size = next((m.value_size for m in obj.maps if m.section_name == KCONFIG_SECTION), 0)
+    kconfig_size = next((m.value_size for m in obj.maps if m.section_name == KCONFIG), 0)
     for type_id in range(1, raw.count()):
         name_off, kind, vlen, size, kind_flag = raw.header(type_id)
         if kind != BtfKind.DATASEC:
             continue
         name = raw.string(name_off)
         vsis = raw.vsis(type_id)
-        if name == KCONFIG_SECTION:
+        if name == KCONFIG:
             vsis = _fixup_kconfig(raw, vsis, kconfig)
             size = kconfig_size
-        elif name == KSYMS_SECTION:
+        elif name == KSYMS:
             vsis, size = _fixup_ksyms(raw, vsis)
         else:
             if size == 0:

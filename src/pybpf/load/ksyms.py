@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from pybpf.abi.sections import KSYMS
 from pybpf.btf import Btf
 from pybpf.btf.types import BtfKind
 from pybpf.errors import BpfError, LoadError
 from pybpf.obj.spec import ExternKind, ExternSpec, ObjectSpec
 
 KALLSYMS = Path("/proc/kallsyms")
-KSYMS_SECTION = ".ksyms"
 
 
 class KsymKind(Enum):
@@ -47,7 +47,7 @@ class Ksym:
 
 def is_kernel_extern(ext: ExternSpec) -> bool:
     """An extern the loader resolves against the kernel (rather than a linker's job)."""
-    return ext.kind in (ExternKind.KSYM, ExternKind.FUNC) and ext.section_name == KSYMS_SECTION
+    return ext.kind in (ExternKind.KSYM, ExternKind.FUNC) and ext.section_name == KSYMS
 
 
 @functools.cache

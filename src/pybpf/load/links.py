@@ -15,11 +15,11 @@ import errno
 from collections.abc import Callable, Iterator
 
 from pybpf.closing import Closing
-from pybpf.errors import KernelError
+from pybpf.errors import ENOTSUPP, KernelError
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.links import link_detach
 
-_DETACH_UNSUPPORTED = (errno.EOPNOTSUPP, errno.EINVAL, 524)
+_DETACH_UNSUPPORTED = (errno.EOPNOTSUPP, errno.EINVAL, ENOTSUPP)
 
 
 class Link(Closing):

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pybpf.abi.bpf import LibbpfPinType, MapType, ProgType
 from pybpf.errors import KernelError, LoadError
 from pybpf.kernel.btf import btf_load
 from pybpf.kernel.fd import Fd
@@ -32,7 +33,6 @@ from pybpf.load.maps import create_map, effective_max_entries, populate_global_d
 from pybpf.load.programs import load_program
 from pybpf.load.relocate import Resolved, relocate_program
 from pybpf.obj.spec import ExternKind, MapKind, MapSpec, ObjectSpec
-from pybpf.uapi import LibbpfPinType, MapType, ProgType
 
 
 def running_kernel_btf_features() -> BtfFeatures:

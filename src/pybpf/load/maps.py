@@ -15,6 +15,7 @@ import errno
 import mmap as _mmap
 from collections.abc import Iterator, Sequence
 
+from pybpf.abi.bpf import MapFlags, MapType
 from pybpf.errors import KernelError, LoadError
 from pybpf.kernel import maps as kmaps
 from pybpf.kernel.fd import Fd
@@ -22,7 +23,6 @@ from pybpf.kernel.mmap import map_mmap
 from pybpf.kernel.system import page_size, possible_cpus
 from pybpf.load.values import percpu_from_bytes, percpu_slot, percpu_to_bytes, to_bytes
 from pybpf.obj.spec import MapKind, MapSpec
-from pybpf.uapi import MapFlags, MapType
 
 _NO_BTF_TYPES = frozenset(
     {
@@ -143,7 +143,7 @@ def populate_global_data(
             kmaps.map_update_elem(fd, b"\0\0\0\0", image)
         if frozen:
             kmaps.map_freeze(fd)
-        if map_memory and spec.flags & MapFlags.MMAPABLE:
+        if map_memory and spec.flags & MapFlags.BPF_F_MMAPABLE:
             return map_mmap(fd, spec.value_size, 1, writable=not frozen)
     except KernelError as exc:
         raise LoadError(f"map '{spec.name}': initializing global data: {exc}") from exc

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import functools
 
+from pybpf.abi.bpf import AttachType, BpfProgLoadFlags, ProgType
+from pybpf.abi.btf import FUNC_INFO, LINE_INFO
 from pybpf.btf import Btf
 from pybpf.btf.types import BtfKind
 from pybpf.errors import BtfError, LoadError
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.progs import prog_load
 from pybpf.kernel.system import kernel_version
-from pybpf.load.relocate import FUNC_INFO_REC_SIZE, LINE_INFO_REC_SIZE, RelocatedProgram
+from pybpf.load.relocate import RelocatedProgram
 from pybpf.obj.section_defs import SecFlags
 from pybpf.obj.spec import ProgramSpec
-from pybpf.uapi import AttachType, ProgType
-
-BPF_F_SLEEPABLE = 1 << 4
-BPF_F_XDP_HAS_FRAGS = 1 << 5
 
 
 @functools.cache
@@ -75,9 +73,9 @@ def load_program(
     sec_def = prog.sec_def
     if sec_def is not None:
         if sec_def.flags & SecFlags.SEC_SLEEPABLE:
-            flags |= BPF_F_SLEEPABLE
+            flags |= BpfProgLoadFlags.BPF_F_SLEEPABLE
         if sec_def.flags & SecFlags.SEC_XDP_FRAGS:
-            flags |= BPF_F_XDP_HAS_FRAGS
+            flags |= BpfProgLoadFlags.BPF_F_XDP_HAS_FRAGS
         if sec_def.flags & SecFlags.SEC_ATTACH_BTF:
             target_id = attach_btf_id(prog)
     with_btf = btf_fd is not None
@@ -91,9 +89,9 @@ def load_program(
         expected_attach_type=prog.expected_attach_type_value,
         prog_btf_fd=btf_fd if with_btf else None,
         func_info=code.func_info if with_btf else None,
-        func_info_rec_size=FUNC_INFO_REC_SIZE,
+        func_info_rec_size=FUNC_INFO.size,
         line_info=code.line_info if with_btf else None,
-        line_info_rec_size=LINE_INFO_REC_SIZE,
+        line_info_rec_size=LINE_INFO.size,
         attach_btf_id=target_id,
         log_level=log_level,
     )

@@ -13,29 +13,26 @@ runs after map creation; it never issues a syscall itself, so it is testable wit
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from pybpf.abi.btf import FUNC_INFO, LINE_INFO
+from pybpf.abi.insn import (
+    BPF_PSEUDO_CALL,
+    BPF_PSEUDO_KFUNC_CALL,
+    CALL,
+    INSN,
+    INSN_SIZE,
+    LD_IMM64,
+    BpfPseudo,
+)
 from pybpf.errors import LoadError
 from pybpf.load.ksyms import Ksym, KsymKind
 from pybpf.obj.spec import ExternKind, ExternSpec, ObjectSpec, ProgramSpec, RelocKind, RelocSpec
 
-INSN_SIZE = 8
-_INSN = struct.Struct("<BBhi")
-_FUNC_INFO = struct.Struct("<II")
-_LINE_INFO = struct.Struct("<IIII")
-FUNC_INFO_REC_SIZE = _FUNC_INFO.size
-LINE_INFO_REC_SIZE = _LINE_INFO.size
+FUNC_INFO_REC_SIZE = FUNC_INFO.size
+LINE_INFO_REC_SIZE = LINE_INFO.size
 
-BPF_LD_IMM64 = 0x18
-BPF_CALL = 0x85
-BPF_PSEUDO_MAP_FD = 1
-BPF_PSEUDO_MAP_VALUE = 2
-BPF_PSEUDO_BTF_ID = 3
-BPF_PSEUDO_FUNC = 4
-BPF_PSEUDO_CALL = 1
-BPF_PSEUDO_KFUNC_CALL = 2
 _LINE_NUM_SHIFT = 10
 _LINE_COL_MASK = 0x3FF
 
@@ -121,32 +118,32 @@ class _Layout:
         count = func.insn_count
         for idx in range(count):
             at = (start + idx) * INSN_SIZE
-            code, regs, _off, imm = _INSN.unpack_from(self.insns, at)
+            code, regs, _off, imm = INSN.unpack_from(self.insns, at)
             reloc = relocs.get(idx)
             where = f"{func.name}+{idx}"
             if reloc is not None:
                 self.apply(reloc, start + idx, where)
-            elif code == BPF_CALL and regs >> 4 == BPF_PSEUDO_CALL:
+            elif code == CALL and regs >> 4 == BPF_PSEUDO_CALL:
                 # A call to a static function of the same section needs no relocation:
                 # imm is already relative to the call within the section.
                 target = func.offset // INSN_SIZE + idx + imm + 1
                 self.patch_call(start + idx, func.section_index, target * INSN_SIZE, where)
-            elif code == BPF_LD_IMM64 and regs >> 4 == BPF_PSEUDO_FUNC:
+            elif code == LD_IMM64 and regs >> 4 == BpfPseudo.BPF_PSEUDO_FUNC:
                 raise self.error(f"{where}: function address without a relocation")
 
     def apply(self, reloc: RelocSpec, pos: int, where: str) -> None:
         kind = reloc.kind
         if kind is RelocKind.MAP:
-            self.set_ld_imm64(pos, BPF_PSEUDO_MAP_FD, self.map_fd(reloc, where), 0, where)
+            self.set_ld_imm64(pos, BpfPseudo.BPF_PSEUDO_MAP_FD, self.map_fd(reloc, where), 0, where)
         elif kind is RelocKind.DATA:
             fd = self.map_fd(reloc, where)
-            self.set_ld_imm64(pos, BPF_PSEUDO_MAP_VALUE, fd, reloc.target_offset, where)
+            self.set_ld_imm64(pos, BpfPseudo.BPF_PSEUDO_MAP_VALUE, fd, reloc.target_offset, where)
         elif kind is RelocKind.CALL:
             self.patch_call(pos, reloc.section_index, reloc.target_offset, where)
         elif kind is RelocKind.SUBPROG_ADDR:
-            self.check_opcode(pos, BPF_LD_IMM64, where)
+            self.check_opcode(pos, LD_IMM64, where)
             target = self.callee(reloc.section_index, reloc.target_offset, where)
-            self.set_imm(pos, target - pos - 1, src=BPF_PSEUDO_FUNC)
+            self.set_imm(pos, target - pos - 1, src=BpfPseudo.BPF_PSEUDO_FUNC)
         elif kind is RelocKind.EXTERN_VAR:
             self.extern_var(reloc, pos, where)
         else:
@@ -169,14 +166,14 @@ class _Layout:
             if kconfig is None or kconfig not in self.resolved.map_fds:
                 raise self.error(f"{where}: extern '{name}' needs the .kconfig map")
             fd = self.resolved.map_fds[kconfig]
-            self.set_ld_imm64(pos, BPF_PSEUDO_MAP_VALUE, fd, ext.offset, where)
+            self.set_ld_imm64(pos, BpfPseudo.BPF_PSEUDO_MAP_VALUE, fd, ext.offset, where)
             return
         ksym = self.resolved.ksyms.get(name)
         if ksym is None:
             raise self.error(f"{where}: extern '{name}' ({ext.kind.value}) is unresolved")
         if ksym.kind in (KsymKind.BTF_VAR, KsymKind.BTF_FUNC):
             # vmlinux: BTF object fd 0 in the second half
-            self.set_ld_imm64(pos, BPF_PSEUDO_BTF_ID, ksym.value, 0, where)
+            self.set_ld_imm64(pos, BpfPseudo.BPF_PSEUDO_BTF_ID, ksym.value, 0, where)
         else:  # an address, or 0 for an unresolved __weak ksym
             address = ksym.value
             self.set_ld_imm64(pos, 0, address & 0xFFFFFFFF, address >> 32, where)
@@ -187,7 +184,7 @@ class _Layout:
         if ksym is None:
             raise self.error(f"{where}: call of unresolved function '{name}' (link the object "
                              "with its definition, or declare it __ksym)")
-        self.check_opcode(pos, BPF_CALL, where)
+        self.check_opcode(pos, CALL, where)
         # off selects the BTF object in fd_array: 0 is vmlinux; an unresolved __weak kfunc
         # keeps imm 0, in a branch the verifier removes after bpf_ksym_exists()
         self.set_imm(pos, ksym.value, src=BPF_PSEUDO_KFUNC_CALL, off=0)
@@ -199,26 +196,26 @@ class _Layout:
                              f"{expected:#04x}")
 
     def set_ld_imm64(self, pos: int, src: int, imm0: int, imm1: int, where: str) -> None:
-        self.check_opcode(pos, BPF_LD_IMM64, where)
+        self.check_opcode(pos, LD_IMM64, where)
         if (pos + 1) * INSN_SIZE >= len(self.insns):
             raise self.error(f"{where}: ld_imm64 truncated")
         self.set_imm(pos, imm0, src=src)
         self.set_imm(pos + 1, imm1)
 
     def patch_call(self, pos: int, section_index: int, byte_offset: int, where: str) -> None:
-        self.check_opcode(pos, BPF_CALL, where)
+        self.check_opcode(pos, CALL, where)
         target = self.callee(section_index, byte_offset, where)
         self.set_imm(pos, target - pos - 1, src=BPF_PSEUDO_CALL)
 
     def set_imm(self, pos: int, imm: int, *, src: int | None = None, off: int | None = None
                 ) -> None:  # fmt: skip
         at = pos * INSN_SIZE
-        code, regs, old_off, _ = _INSN.unpack_from(self.insns, at)
+        code, regs, old_off, _ = INSN.unpack_from(self.insns, at)
         off = old_off if off is None else off
         if src is not None:
             regs = (regs & 0x0F) | (src << 4)
         imm = (imm + (1 << 31)) % (1 << 32) - (1 << 31)  # wrap as the kernel's s32
-        _INSN.pack_into(self.insns, at, code, regs, off, imm)
+        INSN.pack_into(self.insns, at, code, regs, off, imm)
 
     # --------------------------------------------------------------------------- .BTF.ext
 
@@ -226,7 +223,7 @@ class _Layout:
         out = bytearray()
         for func, start in self.order:
             for rec in func.func_info:
-                out += _FUNC_INFO.pack(start + rec.insn_idx, rec.type_id)
+                out += FUNC_INFO.pack(start + rec.insn_idx, rec.type_id)
         return bytes(out)
 
     def line_info(self, string_offset: Callable[[str], int]) -> bytes:
@@ -234,7 +231,7 @@ class _Layout:
         for func, start in self.order:
             for rec in func.line_info:
                 line_col = (rec.line_num << _LINE_NUM_SHIFT) | (rec.line_col & _LINE_COL_MASK)
-                out += _LINE_INFO.pack(
+                out += LINE_INFO.pack(
                     start + rec.insn_idx,
                     string_offset(rec.file_name),
                     string_offset(rec.line),

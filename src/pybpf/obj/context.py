@@ -16,12 +16,6 @@ from pybpf.elf import ElfFile, Section, SectionType, Symbol, SymbolType
 from pybpf.errors import ObjectError
 from pybpf.obj.spec import MapKind
 
-MAPS_SECTION = ".maps"
-KCONFIG_SECTION = ".kconfig"
-KSYMS_SECTION = ".ksyms"
-LEGACY_MAPS_SECTION = "maps"
-BPF_INSN_SIZE = 8
-
 
 def data_section_kind(section: Section) -> MapKind | None:
     """The global-data family of ``section`` (libbpf's ``SEC_DATA``/``RODATA``/``BSS``)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from pybpf.abi.sections import KCONFIG, KSYMS, MAPS
 from pybpf.btf import Btf
 from pybpf.btf.types import (
     BtfArray,
@@ -27,7 +28,7 @@ from pybpf.btf.types import (
     VarLinkage,
 )
 from pybpf.elf import SymbolBinding, SymbolType
-from pybpf.obj.context import KCONFIG_SECTION, KSYMS_SECTION, MAPS_SECTION, ParseContext
+from pybpf.obj.context import ParseContext
 from pybpf.obj.spec import ExternKind, ExternSpec, KcfgType
 
 SHN_UNDEF = 0
@@ -111,25 +112,25 @@ def collect_externs(ctx: ParseContext) -> list[ExternSpec]:
             sections = _datasec_index(ctx, btf)
         section = sections.get(type_id, "")
         weak = sym.is_weak
-        if section == KCONFIG_SECTION:
+        if section == KCONFIG:
             if isinstance(t, BtfFunc):
-                raise ctx.error(f"extern function '{t.name}' cannot be in {KCONFIG_SECTION}",
-                                section=KCONFIG_SECTION)
+                raise ctx.error(f"extern function '{t.name}' cannot be in {KCONFIG}",
+                                section=KCONFIG)
             size = btf.size_of(t.type)
             align = btf.align_of(t.type)
             kcfg, signed = _kcfg_type(btf, t.type)
             if kcfg is None:
                 raise ctx.error(f"extern (kconfig) '{t.name}': type is unsupported",
-                                section=KCONFIG_SECTION)
+                                section=KCONFIG)
             found.append(
                 ExternSpec(t.name, ExternKind.KCONFIG, type_id, weak, section, sym.index,
                            t.type, 0, size, align, kcfg, signed)
             )
-        elif section == KSYMS_SECTION:
+        elif section == KSYMS:
             kind = ExternKind.FUNC if isinstance(t, BtfFunc) else ExternKind.KSYM
             target = t.type if kind is ExternKind.FUNC else btf.resolve(t.type)
             found.append(ExternSpec(t.name, kind, type_id, weak, section, sym.index, target))
-        elif section == MAPS_SECTION:
+        elif section == MAPS:
             found.append(
                 ExternSpec(t.name, ExternKind.MAP, type_id, weak, section, sym.index, t.type)
             )

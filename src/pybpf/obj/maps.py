@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
+from pybpf.abi.bpf import BPF_OBJ_NAME_LEN, LibbpfPinType, MapFlags, MapType
+from pybpf.abi.sections import KCONFIG, MAPS
 from pybpf.btf import Btf
 from pybpf.btf.types import (
     BtfArray,
@@ -31,14 +33,13 @@ from pybpf.btf.types import (
 )
 from pybpf.elf import Section
 from pybpf.errors import BtfError, ObjectError
-from pybpf.obj.context import KCONFIG_SECTION, MAPS_SECTION, ParseContext
+from pybpf.obj.context import ParseContext
 from pybpf.obj.spec import MapKind, MapSpec, ProgramSpec, VarSpec
 from pybpf.obj.variables import placed
-from pybpf.uapi import BPF_OBJ_NAME_LEN, LibbpfPinType, MapFlags, MapType
 
 _BPF_PTR_SIZE = 8
 _U32 = 0xFFFFFFFF
-_REL_MAPS = ".rel" + MAPS_SECTION
+_REL_MAPS = ".rel" + MAPS
 
 
 def internal_map_name(object_name: str, section_name: str) -> str:
@@ -102,7 +103,7 @@ class _MapDefParser:
         self.btf = btf
 
     def fail(self, map_name: str, message: str) -> ObjectError:
-        return self.ctx.error(f"map '{map_name}': {message}", section=MAPS_SECTION)
+        return self.ctx.error(f"map '{map_name}': {message}", section=MAPS)
 
     def field_int(self, map_name: str, field: str, type_id: int) -> int:
         """Decode ``int (*field)[N]`` -> N."""
@@ -208,7 +209,7 @@ def _map_type(ctx: ParseContext, map_name: str, value: int) -> MapType:
         return MapType(value)
     except ValueError:
         raise ctx.error(f"map '{map_name}': unknown map type {value}",
-                        section=MAPS_SECTION) from None
+                        section=MAPS) from None
 
 
 def _spec_from_def(
@@ -256,10 +257,10 @@ def user_maps(ctx: ParseContext) -> list[UserMap]:
     if ctx.maps_index < 0:
         return []
     section = ctx.elf.sections[ctx.maps_index]
-    btf = ctx.need_btf("BTF-defined maps", MAPS_SECTION)
-    found = ctx.datasec(MAPS_SECTION)
+    btf = ctx.need_btf("BTF-defined maps", MAPS)
+    found = ctx.datasec(MAPS)
     if found is None:
-        raise ctx.error(f"DATASEC '{MAPS_SECTION}' not found", section=".BTF")
+        raise ctx.error(f"DATASEC '{MAPS}' not found", section=".BTF")
     _, datasec = found
     parser = _MapDefParser(ctx, btf)
     result: list[UserMap] = []
@@ -268,23 +269,23 @@ def user_maps(ctx: ParseContext) -> list[UserMap]:
         var = btf[info.type]
         name = var.name if isinstance(var, BtfVar) else ""
         if not name:
-            raise ctx.error(f"map #{index}: empty name", section=MAPS_SECTION,
+            raise ctx.error(f"map #{index}: empty name", section=MAPS,
                             offset=info.offset)
         if info.offset + info.size > section.size:
             raise ctx.error(f"map '{name}': BTF data is corrupted (past the section end)",
-                            section=MAPS_SECTION, offset=info.offset)
+                            section=MAPS, offset=info.offset)
         if not isinstance(var, BtfVar):
             raise ctx.error(f"map '{name}': unexpected var kind {var.kind.name}",
-                            section=MAPS_SECTION, offset=info.offset)
+                            section=MAPS, offset=info.offset)
         if var.linkage is not VarLinkage.GLOBAL_ALLOCATED:
             raise ctx.error(f"map '{name}': unsupported map linkage {var.linkage.name.lower()}",
-                            section=MAPS_SECTION, offset=info.offset)
+                            section=MAPS, offset=info.offset)
         struct = btf[btf.resolve(var.type)] if var.type else None
         if not isinstance(struct, BtfStruct):
             raise ctx.error(f"map '{name}': definition is not a struct",
-                            section=MAPS_SECTION, offset=info.offset)
+                            section=MAPS, offset=info.offset)
         if struct.size > info.size:
-            raise ctx.error(f"map '{name}': invalid def size", section=MAPS_SECTION,
+            raise ctx.error(f"map '{name}': invalid def size", section=MAPS,
                             offset=info.offset)
         d = parser.parse(name, struct, False)
         spec = _spec_from_def(ctx, name, d, section, info.offset, info.type)
@@ -362,11 +363,11 @@ def data_map(
     """The array map libbpf makes of a global-data section."""
     found = ctx.datasec(section.name)
     value_type_id = ctx.first_type_named(section.name) if found else 0
-    flags = MapFlags.NONE
+    flags = MapFlags(0)
     if kind in (MapKind.RODATA, MapKind.KCONFIG):
-        flags |= MapFlags.RDONLY_PROG
+        flags |= MapFlags.BPF_F_RDONLY_PROG
     if found is not None and any(not v.is_static for v in variables):
-        flags |= MapFlags.MMAPABLE
+        flags |= MapFlags.BPF_F_MMAPABLE
     kernel_name = internal_map_name(ctx.name, section.name)
     # libbpf shows custom .data.*/.rodata.* maps by their full section name (map_uses_real_name)
     custom = kind in (MapKind.DATA, MapKind.RODATA) and section.name not in (".data", ".rodata")
@@ -389,16 +390,16 @@ def data_map(
 
 def kconfig_map(ctx: ParseContext, size: int, has_vars: bool, symtab_index: int) -> MapSpec:
     """The ``.kconfig`` map holding kconfig externs' values, filled in at load."""
-    found = ctx.datasec(KCONFIG_SECTION)
-    value_type_id = ctx.first_type_named(KCONFIG_SECTION) if found else 0
-    flags = MapFlags.RDONLY_PROG
+    found = ctx.datasec(KCONFIG)
+    value_type_id = ctx.first_type_named(KCONFIG) if found else 0
+    flags = MapFlags.BPF_F_RDONLY_PROG
     if found is not None and has_vars:
-        flags |= MapFlags.MMAPABLE
-    name = internal_map_name(ctx.name, KCONFIG_SECTION)
+        flags |= MapFlags.BPF_F_MMAPABLE
+    name = internal_map_name(ctx.name, KCONFIG)
     return MapSpec(
         name=name,
         kernel_name=name,
-        section_name=KCONFIG_SECTION,
+        section_name=KCONFIG,
         kind=MapKind.KCONFIG,
         type=MapType.ARRAY,
         key_size=4,

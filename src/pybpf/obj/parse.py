@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import struct
 
+from pybpf.abi.sections import KCONFIG, LEGACY_MAPS, MAPS
 from pybpf.btf import Btf
 from pybpf.btf.ext import BtfExt
 from pybpf.btf.types import VarLinkage
 from pybpf.elf import ElfFile, Section, SectionType
-from pybpf.obj.context import (
-    KCONFIG_SECTION,
-    LEGACY_MAPS_SECTION,
-    MAPS_SECTION,
-    ParseContext,
-    data_section_kind,
-)
+from pybpf.obj.context import ParseContext, data_section_kind
 from pybpf.obj.externs import collect_externs, kconfig_size
 from pybpf.obj.maps import data_map, init_slots, kconfig_map, user_maps
 from pybpf.obj.programs import attach_relocations, collect_programs
@@ -72,14 +67,14 @@ def _classify_sections(ctx: ParseContext) -> tuple[Section | None, Section | Non
         if _ignored(section):
             continue
         name = section.name
-        if name == LEGACY_MAPS_SECTION:
+        if name == LEGACY_MAPS:
             raise ctx.error(
                 "legacy map definitions in 'maps' section are not supported (libbpf 1.0 "
                 "dropped them too): declare maps in SEC(\".maps\") with __uint/__type",
                 section=name,
                 offset=section.offset,
             )
-        if name == MAPS_SECTION:
+        if name == MAPS:
             ctx.maps_index = section.index
         elif name in (".BTF", ".BTF.ext"):
             if section.type != SectionType.SHT_PROGBITS:
@@ -123,7 +118,7 @@ def _check_data_size(
 
 def _kconfig_variables(externs: list[ExternSpec]) -> list[VarSpec]:
     return [
-        VarSpec(e.name, KCONFIG_SECTION, e.offset, e.size, e.target_type_id,
+        VarSpec(e.name, KCONFIG, e.offset, e.size, e.target_type_id,
                 VarLinkage.GLOBAL_EXTERN, e.is_weak, e.type_id)
         for e in sorted(externs, key=lambda e: e.offset)
         if e.kind is ExternKind.KCONFIG
@@ -168,7 +163,7 @@ def parse_object(elf: ElfFile, name: str | None = None) -> ObjectSpec:
     kconfig_vars = _kconfig_variables(externs)
     if kconfig_vars:
         size = kconfig_size(externs)
-        _check_data_size(ctx, KCONFIG_SECTION, size, ctx.data_bytes + size, None)
+        _check_data_size(ctx, KCONFIG, size, ctx.data_bytes + size, None)
         symtab = next(s.index for s in elf.sections if s.type == SectionType.SHT_SYMTAB)
         data_maps.append(kconfig_map(ctx, size, True, symtab))
         variables.extend(kconfig_vars)

@@ -19,19 +19,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TypeVar
 
+from pybpf.abi.bpf import ProgType
+from pybpf.abi.insn import BPF_PSEUDO_CALL, CALL, INSN_SIZE, LD_IMM64
 from pybpf.btf.ext import CoreRelo, FuncInfo, LineInfo
 from pybpf.elf import Relocation, Section, Symbol, SymbolBinding, SymbolType
 from pybpf.elf.constants import SHN_LORESERVE
-from pybpf.obj.context import BPF_INSN_SIZE, ParseContext
+from pybpf.obj.context import ParseContext
 from pybpf.obj.section_defs import find_section_def
 from pybpf.obj.spec import ExternSpec, MapKind, MapSpec, ProgramSpec, RelocKind, RelocSpec
-from pybpf.uapi import ProgType
-
-BPF_JMP_CALL = 0x85
-"""``BPF_JMP | BPF_CALL``."""
-BPF_LD_IMM64 = 0x18
-"""``BPF_LD | BPF_IMM | BPF_DW``: the two-slot 64-bit immediate load."""
-BPF_PSEUDO_CALL = 1
 
 _R = TypeVar("_R", FuncInfo, LineInfo, CoreRelo)
 
@@ -49,7 +44,7 @@ def _functions(ctx: ParseContext, section: Section) -> list[tuple[Symbol, bytes]
         if section.index != ctx.text_index and sym.binding == SymbolBinding.STB_LOCAL:
             raise ctx.error(f"program '{sym.name}' is static and not supported",
                             section=section.name, offset=start)
-        if size == 0 or size % BPF_INSN_SIZE or start % BPF_INSN_SIZE:
+        if size == 0 or size % INSN_SIZE or start % INSN_SIZE:
             raise ctx.error(f"corrupted program '{sym.name}': offset {start}, size {size}",
                             section=section.name, offset=start)
         found.append((sym, section.data[start : start + size]))
@@ -140,7 +135,7 @@ class _Relocator:
         sym = ctx.elf.symbols[rel.symbol]
         name = ctx.symbol_name(sym)
         local = rel.offset - prog.offset
-        insn_index = local // BPF_INSN_SIZE
+        insn_index = local // INSN_SIZE
         code = prog.insns[local]
         regs = prog.insns[local + 1]
         src_reg = regs >> 4 if ctx.elf.endian == "<" else regs & 0xF
@@ -150,24 +145,24 @@ class _Relocator:
             return ctx.error(f"program '{prog.name}': {message}", section=section.name,
                              offset=rel.offset)
 
-        if code not in (BPF_JMP_CALL, BPF_LD_IMM64):
+        if code not in (CALL, LD_IMM64):
             raise fail(f"relocation against '{name}' on instruction {insn_index} "
                        f"with opcode {code:#04x} (neither call nor ld_imm64)")
-        if code == BPF_LD_IMM64 and local + 2 * BPF_INSN_SIZE > prog.size:
+        if code == LD_IMM64 and local + 2 * INSN_SIZE > prog.size:
             raise fail(f"ld_imm64 at instruction {insn_index} is cut off by the function end")
         if sym.index in self.externs:
             ext = self.externs[sym.index]
-            ext_kind = RelocKind.EXTERN_FUNC if code == BPF_JMP_CALL else RelocKind.EXTERN_VAR
+            ext_kind = RelocKind.EXTERN_FUNC if code == CALL else RelocKind.EXTERN_VAR
             return RelocSpec(insn_index, ext_kind, name, extern_name=ext.name)
-        if code == BPF_JMP_CALL:
+        if code == CALL:
             if src_reg != BPF_PSEUDO_CALL:
                 raise fail(f"call to '{name}' is not a BPF-to-BPF call")
             if not sym.shndx or sym.shndx != ctx.text_index:
                 raise fail(f"bad call relocation against '{name}' in section "
                            f"'{ctx.section_name(sym.shndx)}'")
-            if sym.value % BPF_INSN_SIZE:
+            if sym.value % INSN_SIZE:
                 raise fail(f"bad call relocation against '{name}' at offset {sym.value}")
-            target = (sym.value // BPF_INSN_SIZE + imm + 1) * BPF_INSN_SIZE
+            target = (sym.value // INSN_SIZE + imm + 1) * INSN_SIZE
             return RelocSpec(insn_index, RelocKind.CALL, name, target_offset=target,
                              section_index=sym.shndx,
                              target=self.starts.get((sym.shndx, target)))
@@ -178,7 +173,7 @@ class _Relocator:
             (sym.binding == SymbolBinding.STB_LOCAL and sym.type == SymbolType.STT_SECTION)
             or (sym.binding == SymbolBinding.STB_GLOBAL and sym.type == SymbolType.STT_FUNC)
         ):
-            if sym.value % BPF_INSN_SIZE or imm % BPF_INSN_SIZE:
+            if sym.value % INSN_SIZE or imm % INSN_SIZE:
                 raise fail(f"bad subprogram address relocation against '{name}' at "
                            f"offset {sym.value}+{imm}")
             target = sym.value + imm
@@ -215,7 +210,7 @@ def attach_relocations(
     found: list[list[RelocSpec]] = [[] for _ in programs]
     for section in ctx.code_sections:
         for rel in ctx.elf.relocations_for(section.index):
-            if rel.offset % BPF_INSN_SIZE or rel.offset >= section.size:
+            if rel.offset % INSN_SIZE or rel.offset >= section.size:
                 raise ctx.error(f"invalid relocation offset {rel.offset:#x}",
                                 section=section.name, offset=rel.offset)
             owner = relocator.owner(section.index, rel.offset)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, IntFlag
 
-from pybpf.uapi import AttachType, ProgType
+from pybpf.abi.bpf import AttachType, ProgType
 
 
 class SecFlags(IntFlag):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from pybpf.abi.bpf import flag_names, uapi_name
 from pybpf.btf import Btf
 from pybpf.btf.types import (
     BtfArray,
@@ -29,7 +30,6 @@ from pybpf.btf.types import (
 )
 from pybpf.errors import BpfError
 from pybpf.obj.spec import MapSpec, ObjectSpec, ProgramSpec
-from pybpf.uapi import flag_names, uapi_name
 
 if TYPE_CHECKING:
     from pybpf.object import BpfObject

@@ -17,11 +17,11 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pybpf.abi.bpf import AttachType, LibbpfPinType, MapFlags, MapType, ProgType
 from pybpf.btf.ext import CoreRelo, FuncInfo, LineInfo
 from pybpf.btf.types import VarLinkage
 from pybpf.errors import ObjectError
 from pybpf.obj.section_defs import SectionDef
-from pybpf.uapi import AttachType, LibbpfPinType, MapFlags, MapType, ProgType
 
 if TYPE_CHECKING:
     from pybpf.btf import Btf
@@ -112,7 +112,7 @@ class MapSpec:
 
     @property
     def mmapable(self) -> bool:
-        return bool(self.flags & MapFlags.MMAPABLE)
+        return bool(self.flags & MapFlags.BPF_F_MMAPABLE)
 
     @property
     def ident(self) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from string import Template
 from typing import Protocol
 
+from pybpf.abi.sections import KCONFIG
 from pybpf.btf.btf import Btf
 from pybpf.btf.c_dump import CDumper
 from pybpf.btf.c_dump_layout import Layout
@@ -35,13 +36,7 @@ from pybpf.btf.types import (
 )
 from pybpf.elf.reader import ElfFile
 from pybpf.errors import CodegenError
-from pybpf.skel.codegen.libbpf_view import (
-    KCONFIG_SEC,
-    DataSec,
-    OpenedMap,
-    OpenedObject,
-    SecVar,
-)
+from pybpf.skel.codegen.libbpf_view import DataSec, OpenedMap, OpenedObject, SecVar
 
 MAX_OBJ_NAME_LEN = 64
 """bpftool keeps object names in a 64-byte buffer: at most 63 characters survive."""
@@ -390,7 +385,7 @@ def datasec_struct(
     Static variables are skipped, and so are ``const``/``volatile`` except in ``.kconfig``,
     which user space may only read.
     """
-    strip_mods = sec.name != KCONFIG_SEC
+    strip_mods = sec.name != KCONFIG
     layout = Layout(btf)
     lines = [f"\tstruct {obj_name}__{ident} {{\n"]
     off = 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from string import Template
 
+from pybpf.abi.sections import KCONFIG
 from pybpf.btf.btf import Btf
 from pybpf.btf.c_dump import CDumper
 from pybpf.btf.loading import btf_from_elf
@@ -34,7 +35,6 @@ from pybpf.skel.codegen.c_common import (
     var_ident,
 )
 from pybpf.skel.codegen.libbpf_view import (
-    KCONFIG_SEC,
     DataSec,
     OpenedObject,
     SecVar,
@@ -185,7 +185,7 @@ def _datasecs(obj: OpenedObject, btf: Btf, obj_name: str, path: str | None) -> l
         if sec is None:
             continue
         sec_ident = datasec_ident(sec.name)
-        strip_mods = sec.name != KCONFIG_SEC
+        strip_mods = sec.name != KCONFIG
         lines.append(f"\tstruct {obj_name}__{sec_ident} {{\n")
         for var in sec.vars:
             if var.is_static:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pybpf.abi.bpf import BPF_OBJ_NAME_LEN
+from pybpf.abi.sections import KCONFIG, KSYMS, MAPS, STRUCT_OPS
 from pybpf.btf.btf import Btf
 from pybpf.btf.c_dump_layout import Layout
 from pybpf.btf.types import (
@@ -50,14 +52,6 @@ from pybpf.btf.types import (
 from pybpf.elf.constants import SHN_UNDEF, SectionType, SymbolBinding, SymbolType
 from pybpf.elf.reader import ElfFile, Symbol
 from pybpf.errors import CodegenError
-
-BPF_OBJ_NAME_LEN = 16
-"""The kernel's limit for object and map names, NUL included."""
-
-MAPS_SEC = ".maps"
-KCONFIG_SEC = ".kconfig"
-KSYMS_SEC = ".ksyms"
-STRUCT_OPS_SEC = ".struct_ops"
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,11 +208,11 @@ class _Opener:
             var_id = self._extern_btf_id(sym.name)
             sec_name = self._extern_section(sym.name, var_id)
             t = self._btf()[var_id]
-            if sec_name == KCONFIG_SEC:
+            if sec_name == KCONFIG:
                 if not isinstance(t, BtfVar):
                     raise self.error(f"extern function {sym.name} is not supported in .kconfig")
                 kcfg.append(self._kconfig_slot(sym.name, t))
-            elif sec_name != KSYMS_SEC:
+            elif sec_name != KSYMS:
                 raise self.error(f"extern {sym.name!r} is in unrecognized section {sec_name!r}")
         # Alignment down, then size up, then name: the order libbpf packs the map in.
         kcfg.sort(key=lambda entry: (-entry[0], entry[1], entry[2]))
@@ -309,19 +303,19 @@ class _Opener:
         self, btf: Btf, sec: BtfDatasec, kconfig_offsets: dict[str, int]
     ) -> tuple[SecVar, ...]:
         section = self.elf.section(sec.name)
-        from_symbols = sec.size == 0 and sec.name not in (KCONFIG_SEC, KSYMS_SEC)
+        from_symbols = sec.size == 0 and sec.name not in (KCONFIG, KSYMS)
         if from_symbols and (section is None or section.size == 0):
             raise self.error(f"DATASEC {sec.name!r} has no ELF section to take its size from")
         out: list[SecVar] = []
         for info in sec.vars:
             var = btf[info.type]
             if not isinstance(var, BtfVar):
-                if sec.name == KSYMS_SEC:
+                if sec.name == KSYMS:
                     continue  # kfuncs: libbpf swaps in a dummy VAR; .ksyms is never a map
                 raise self.error(f"DATASEC {sec.name!r} holds a non-VAR type #{info.type}")
             offset = info.offset
             is_static = var.linkage == VarLinkage.STATIC
-            if sec.name == KCONFIG_SEC and kconfig_offsets:
+            if sec.name == KCONFIG and kconfig_offsets:
                 if var.name not in kconfig_offsets:
                     raise self.error(f"no extern symbol for .kconfig VAR {var.name!r}")
                 offset, is_static = kconfig_offsets[var.name], False
@@ -353,18 +347,18 @@ class _Opener:
     # ----------------------------------------------------------------------------- maps
 
     def _maps(self, datasecs: dict[int, DataSec], has_kconfig: bool) -> list[OpenedMap]:
-        maps = [OpenedMap(name, name, False, 0) for name in self._section_vars(MAPS_SEC, datasecs)]
+        maps = [OpenedMap(name, name, False, 0) for name in self._section_vars(MAPS, datasecs)]
         for sec in self.elf.sections[1:]:
             if sec.size == 0 or not _is_global_data(sec.name, sec.type, sec.is_exec):
                 continue
             maps.append(self._internal_map(sec.name))
         if has_kconfig:
-            maps.append(self._internal_map(KCONFIG_SEC))
-        section = self.elf.section(STRUCT_OPS_SEC)
+            maps.append(self._internal_map(KCONFIG))
+        section = self.elf.section(STRUCT_OPS)
         if section is not None and section.size > 0 and not section.is_exec:
             maps.extend(
                 OpenedMap(name, name, False, 0)
-                for name in self._section_vars(STRUCT_OPS_SEC, datasecs)
+                for name in self._section_vars(STRUCT_OPS, datasecs)
             )
         return maps
 

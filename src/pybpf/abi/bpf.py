@@ -1,29 +1,202 @@
-"""Kernel constants from ``include/uapi/linux/bpf.h`` and ``linux/perf_event.h``.
+"""``linux/bpf.h`` (and the ``if_link.h`` XDP flags): commands, types, flags, helper ids.
 
-Members are spelled exactly as in the uapi headers (``BpfCmd.BPF_MAP_CREATE``) so that a grep
-for a kernel name finds its use here; map, program and attach types come from
-:mod:`pybpf.uapi` (``MapType.HASH``, whose uapi spelling ``uapi_name()`` gives).
-Values are ABI: the kernel never renumbers them, which is why enums newer than the headers
-installed on a build machine can be listed safely; whether the *running* kernel knows a value
-is a question for :mod:`pybpf.kernel.features`.
+The one home of these numbers; the kernel door, the loader, the object model, the linker and
+the code generators all import them from here, so a value is never spelled twice.
 
-This module is pure data (no syscalls), so layers that must not reach the kernel may still
-read it.
+Map, program and attach types drop the common uapi prefix (``MapType.HASH`` is
+``BPF_MAP_TYPE_HASH``) because the class name already says it, and they are what users type;
+:func:`uapi_name` gives the header spelling back for messages and greps.  Every other table is
+spelled exactly as in the header (``BpfCmd.BPF_MAP_CREATE``, ``MapFlags.BPF_F_MMAPABLE``) so a
+grep for a kernel name finds its use.  Values are ABI and never renumbered, so entries newer
+than this machine's headers are safe to list; whether the running kernel knows one is a
+question for the kernel feature probes.
+
+Pure data: imports nothing of pybpf, so the pure layers may read it without reaching the kernel.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum, IntFlag
 
-# The program, map and attach types are defined once, in the pure pybpf.uapi (short member
-# names, uapi spellings through uapi_name()); they are re-exported here for the kernel layer.
-from pybpf.uapi import AttachType as AttachType
-from pybpf.uapi import MapType as MapType
-from pybpf.uapi import ProgType as ProgType
-from pybpf.uapi import uapi_name
+
+class MapType(IntEnum):
+    """``enum bpf_map_type`` (``BPF_MAP_TYPE_*``)."""
+
+    UNSPEC = 0
+    HASH = 1
+    ARRAY = 2
+    PROG_ARRAY = 3
+    PERF_EVENT_ARRAY = 4
+    PERCPU_HASH = 5
+    PERCPU_ARRAY = 6
+    STACK_TRACE = 7
+    CGROUP_ARRAY = 8
+    LRU_HASH = 9
+    LRU_PERCPU_HASH = 10
+    LPM_TRIE = 11
+    ARRAY_OF_MAPS = 12
+    HASH_OF_MAPS = 13
+    DEVMAP = 14
+    SOCKMAP = 15
+    CPUMAP = 16
+    XSKMAP = 17
+    SOCKHASH = 18
+    CGROUP_STORAGE_DEPRECATED = 19
+    REUSEPORT_SOCKARRAY = 20
+    PERCPU_CGROUP_STORAGE_DEPRECATED = 21
+    QUEUE = 22
+    STACK = 23
+    SK_STORAGE = 24
+    DEVMAP_HASH = 25
+    STRUCT_OPS = 26
+    RINGBUF = 27
+    INODE_STORAGE = 28
+    TASK_STORAGE = 29
+    BLOOM_FILTER = 30
+    USER_RINGBUF = 31
+    CGRP_STORAGE = 32
+    ARENA = 33
+    INSN_ARRAY = 34
+    RHASH = 35
+
+
+class ProgType(IntEnum):
+    """``enum bpf_prog_type`` (``BPF_PROG_TYPE_*``)."""
+
+    UNSPEC = 0
+    SOCKET_FILTER = 1
+    KPROBE = 2
+    SCHED_CLS = 3
+    SCHED_ACT = 4
+    TRACEPOINT = 5
+    XDP = 6
+    PERF_EVENT = 7
+    CGROUP_SKB = 8
+    CGROUP_SOCK = 9
+    LWT_IN = 10
+    LWT_OUT = 11
+    LWT_XMIT = 12
+    SOCK_OPS = 13
+    SK_SKB = 14
+    CGROUP_DEVICE = 15
+    SK_MSG = 16
+    RAW_TRACEPOINT = 17
+    CGROUP_SOCK_ADDR = 18
+    LWT_SEG6LOCAL = 19
+    LIRC_MODE2 = 20
+    SK_REUSEPORT = 21
+    FLOW_DISSECTOR = 22
+    CGROUP_SYSCTL = 23
+    RAW_TRACEPOINT_WRITABLE = 24
+    CGROUP_SOCKOPT = 25
+    TRACING = 26
+    STRUCT_OPS = 27
+    EXT = 28
+    LSM = 29
+    SK_LOOKUP = 30
+    SYSCALL = 31
+    NETFILTER = 32
+
+
+class AttachType(IntEnum):
+    """``enum bpf_attach_type`` (``BPF_*``)."""
+
+    CGROUP_INET_INGRESS = 0
+    CGROUP_INET_EGRESS = 1
+    CGROUP_INET_SOCK_CREATE = 2
+    CGROUP_SOCK_OPS = 3
+    SK_SKB_STREAM_PARSER = 4
+    SK_SKB_STREAM_VERDICT = 5
+    CGROUP_DEVICE = 6
+    SK_MSG_VERDICT = 7
+    CGROUP_INET4_BIND = 8
+    CGROUP_INET6_BIND = 9
+    CGROUP_INET4_CONNECT = 10
+    CGROUP_INET6_CONNECT = 11
+    CGROUP_INET4_POST_BIND = 12
+    CGROUP_INET6_POST_BIND = 13
+    CGROUP_UDP4_SENDMSG = 14
+    CGROUP_UDP6_SENDMSG = 15
+    LIRC_MODE2 = 16
+    FLOW_DISSECTOR = 17
+    CGROUP_SYSCTL = 18
+    CGROUP_UDP4_RECVMSG = 19
+    CGROUP_UDP6_RECVMSG = 20
+    CGROUP_GETSOCKOPT = 21
+    CGROUP_SETSOCKOPT = 22
+    TRACE_RAW_TP = 23
+    TRACE_FENTRY = 24
+    TRACE_FEXIT = 25
+    MODIFY_RETURN = 26
+    LSM_MAC = 27
+    TRACE_ITER = 28
+    CGROUP_INET4_GETPEERNAME = 29
+    CGROUP_INET6_GETPEERNAME = 30
+    CGROUP_INET4_GETSOCKNAME = 31
+    CGROUP_INET6_GETSOCKNAME = 32
+    XDP_DEVMAP = 33
+    CGROUP_INET_SOCK_RELEASE = 34
+    XDP_CPUMAP = 35
+    SK_LOOKUP = 36
+    XDP = 37
+    SK_SKB_VERDICT = 38
+    SK_REUSEPORT_SELECT = 39
+    SK_REUSEPORT_SELECT_OR_MIGRATE = 40
+    PERF_EVENT = 41
+    TRACE_KPROBE_MULTI = 42
+    LSM_CGROUP = 43
+    STRUCT_OPS = 44
+    NETFILTER = 45
+    TCX_INGRESS = 46
+    TCX_EGRESS = 47
+    TRACE_UPROBE_MULTI = 48
+    CGROUP_UNIX_CONNECT = 49
+    CGROUP_UNIX_SENDMSG = 50
+    CGROUP_UNIX_RECVMSG = 51
+    CGROUP_UNIX_GETPEERNAME = 52
+    CGROUP_UNIX_GETSOCKNAME = 53
+    NETKIT_PRIMARY = 54
+    NETKIT_PEER = 55
+    TRACE_KPROBE_SESSION = 56
+    TRACE_UPROBE_SESSION = 57
+    TRACE_FSESSION = 58
+    TRACE_FENTRY_MULTI = 59
+    TRACE_FEXIT_MULTI = 60
+    TRACE_FSESSION_MULTI = 61
+
+class MapFlags(IntFlag):
+    """``BPF_F_*`` flags of ``BPF_MAP_CREATE``'s ``map_flags``; no flags is ``MapFlags(0)``."""
+
+    BPF_F_NO_PREALLOC = 1 << 0
+    BPF_F_NO_COMMON_LRU = 1 << 1
+    BPF_F_NUMA_NODE = 1 << 2
+    BPF_F_RDONLY = 1 << 3
+    BPF_F_WRONLY = 1 << 4
+    BPF_F_STACK_BUILD_ID = 1 << 5
+    BPF_F_ZERO_SEED = 1 << 6
+    BPF_F_RDONLY_PROG = 1 << 7
+    BPF_F_WRONLY_PROG = 1 << 8
+    BPF_F_CLONE = 1 << 9
+    BPF_F_MMAPABLE = 1 << 10
+    BPF_F_PRESERVE_ELEMS = 1 << 11
+    BPF_F_INNER_MAP = 1 << 12
+    BPF_F_LINK = 1 << 13
+    BPF_F_PATH_FD = 1 << 14
+    BPF_F_VTYPE_BTF_OBJ_FD = 1 << 15
+    BPF_F_TOKEN_FD = 1 << 16
+    BPF_F_SEGV_ON_FAULT = 1 << 17
+    BPF_F_NO_USER_CONV = 1 << 18
+
+
+class LibbpfPinType(IntEnum):
+    """``enum libbpf_pin_type`` of ``bpf_helpers.h``: the ``pinning`` field of a map."""
+
+    LIBBPF_PIN_NONE = 0
+    LIBBPF_PIN_BY_NAME = 1
+
 
 BPF_OBJ_NAME_LEN = 16
-"""Bytes of ``map_name``/``prog_name`` including the terminating NUL."""
+"""Kernel limit on object names, NUL included: names are at most 15 characters."""
 BPF_TAG_SIZE = 8
 """Bytes of a program tag (``bpf_prog_info.tag``)."""
 
@@ -322,30 +495,6 @@ class BpfMapUpdateFlags(IntFlag):
     BPF_F_ALL_CPUS = 16
 
 
-class BpfMapFlags(IntFlag):
-    """``map_flags`` of ``BPF_MAP_CREATE``."""
-
-    BPF_F_NO_PREALLOC = 1 << 0
-    BPF_F_NO_COMMON_LRU = 1 << 1
-    BPF_F_NUMA_NODE = 1 << 2
-    BPF_F_RDONLY = 1 << 3
-    BPF_F_WRONLY = 1 << 4
-    BPF_F_STACK_BUILD_ID = 1 << 5
-    BPF_F_ZERO_SEED = 1 << 6
-    BPF_F_RDONLY_PROG = 1 << 7
-    BPF_F_WRONLY_PROG = 1 << 8
-    BPF_F_CLONE = 1 << 9
-    BPF_F_MMAPABLE = 1 << 10
-    BPF_F_PRESERVE_ELEMS = 1 << 11
-    BPF_F_INNER_MAP = 1 << 12
-    BPF_F_LINK = 1 << 13
-    BPF_F_PATH_FD = 1 << 14
-    BPF_F_VTYPE_BTF_OBJ_FD = 1 << 15
-    BPF_F_TOKEN_FD = 1 << 16
-    BPF_F_SEGV_ON_FAULT = 1 << 17
-    BPF_F_NO_USER_CONV = 1 << 18
-
-
 class BpfProgLoadFlags(IntFlag):
     """``prog_flags`` of ``BPF_PROG_LOAD``."""
 
@@ -381,22 +530,6 @@ class BpfTestRunFlags(IntFlag):
     BPF_F_TEST_SKB_CHECKSUM_COMPLETE = 1 << 2
 
 
-class BpfPseudo(IntEnum):
-    """``src_reg`` markers of ``ld_imm64`` (``BPF_PSEUDO_MAP_*``, ...) and of calls."""
-
-    BPF_PSEUDO_MAP_FD = 1
-    BPF_PSEUDO_MAP_VALUE = 2
-    BPF_PSEUDO_BTF_ID = 3
-    BPF_PSEUDO_FUNC = 4
-    BPF_PSEUDO_MAP_IDX = 5
-    BPF_PSEUDO_MAP_IDX_VALUE = 6
-
-
-BPF_PSEUDO_CALL = 1
-"""``src_reg`` of a ``call`` whose ``imm`` is a pc-relative subprogram offset."""
-BPF_PSEUDO_KFUNC_CALL = 2
-"""``src_reg`` of a ``call`` whose ``imm`` is the BTF id of a kernel function."""
-
 BPF_F_INDEX_MASK = 0xFFFFFFFF
 """Mask of the index bits in ``flags`` of ``bpf_perf_event_output``."""
 BPF_F_CURRENT_CPU = BPF_F_INDEX_MASK
@@ -429,76 +562,31 @@ class XdpAction(IntEnum):
     XDP_REDIRECT = 4
 
 
-# --- linux/perf_event.h --------------------------------------------------------------------
+_PREFIXES: dict[type, str] = {
+    MapType: "BPF_MAP_TYPE_",
+    ProgType: "BPF_PROG_TYPE_",
+    AttachType: "BPF_",
+    MapFlags: "",
+}
 
 
-class PerfType(IntEnum):
-    """``enum perf_type_id``: ``perf_event_attr.type`` (dynamic PMUs read theirs from sysfs)."""
-
-    PERF_TYPE_HARDWARE = 0
-    PERF_TYPE_SOFTWARE = 1
-    PERF_TYPE_TRACEPOINT = 2
-    PERF_TYPE_HW_CACHE = 3
-    PERF_TYPE_RAW = 4
-    PERF_TYPE_BREAKPOINT = 5
+def uapi_name(value: MapType | ProgType | AttachType | MapFlags) -> str:
+    """The ``linux/bpf.h`` spelling of ``value`` (``MapType.HASH`` -> ``BPF_MAP_TYPE_HASH``)."""
+    name = value.name or str(int(value))
+    return _PREFIXES[type(value)] + name.lstrip("_")
 
 
-class PerfSwIds(IntEnum):
-    """``enum perf_sw_ids``: ``config`` of ``PERF_TYPE_SOFTWARE`` events."""
-
-    PERF_COUNT_SW_CPU_CLOCK = 0
-    PERF_COUNT_SW_TASK_CLOCK = 1
-    PERF_COUNT_SW_PAGE_FAULTS = 2
-    PERF_COUNT_SW_CONTEXT_SWITCHES = 3
-    PERF_COUNT_SW_CPU_MIGRATIONS = 4
-    PERF_COUNT_SW_PAGE_FAULTS_MIN = 5
-    PERF_COUNT_SW_PAGE_FAULTS_MAJ = 6
-    PERF_COUNT_SW_ALIGNMENT_FAULTS = 7
-    PERF_COUNT_SW_EMULATION_FAULTS = 8
-    PERF_COUNT_SW_DUMMY = 9
-    PERF_COUNT_SW_BPF_OUTPUT = 10
-    PERF_COUNT_SW_CGROUP_SWITCHES = 11
-
-
-class PerfSampleType(IntFlag):
-    """``enum perf_event_sample_format`` (the bits BPF users need)."""
-
-    PERF_SAMPLE_IP = 1 << 0
-    PERF_SAMPLE_TID = 1 << 1
-    PERF_SAMPLE_TIME = 1 << 2
-    PERF_SAMPLE_ADDR = 1 << 3
-    PERF_SAMPLE_READ = 1 << 4
-    PERF_SAMPLE_CALLCHAIN = 1 << 5
-    PERF_SAMPLE_ID = 1 << 6
-    PERF_SAMPLE_CPU = 1 << 7
-    PERF_SAMPLE_PERIOD = 1 << 8
-    PERF_SAMPLE_STREAM_ID = 1 << 9
-    PERF_SAMPLE_RAW = 1 << 10
-
-
-class PerfAttrFlags(IntFlag):
-    """The leading bit-field word of ``struct perf_event_attr`` (``disabled``, ``inherit``...)."""
-
-    disabled = 1 << 0
-    inherit = 1 << 1
-    pinned = 1 << 2
-    exclusive = 1 << 3
-    exclude_user = 1 << 4
-    exclude_kernel = 1 << 5
-    exclude_hv = 1 << 6
-    exclude_idle = 1 << 7
-    mmap = 1 << 8
-    comm = 1 << 9
-    freq = 1 << 10
-    inherit_stat = 1 << 11
-    enable_on_exec = 1 << 12
-    task = 1 << 13
-    watermark = 1 << 14
-    sample_id_all = 1 << 18
-
-
-PERF_FLAG_FD_CLOEXEC = 1 << 3
-"""``flags`` argument of ``perf_event_open``: the new fd is close-on-exec."""
+def flag_names(flags: int) -> list[str]:
+    """The uapi names of the set bits of a ``map_flags`` value; unknown bits as hex."""
+    names: list[str] = []
+    rest = flags
+    for flag in MapFlags:
+        if flag and flags & flag:
+            names.append(uapi_name(flag))
+            rest &= ~int(flag)
+    if rest:
+        names.append(hex(rest))
+    return names
 
 
 def enum_name(cls: type[IntEnum], value: int) -> str:

@@ -1,19 +1,52 @@
-"""A tiny BPF instruction encoder, for feature probes and hand-written test programs.
+"""``struct bpf_insn``: the instruction format, its opcodes, and a tiny encoder.
 
-Each function returns the bytes of one ``struct bpf_insn`` (8 bytes; 16 for ``ld_imm64``),
-little-endian as the host: ``code:8 dst_reg:4 src_reg:4 off:16 imm:32``.  Names follow the
-kernel's ``BPF_*`` instruction macros (``BPF_MOV64_IMM`` is :func:`mov64_imm`...).  Programs
-are ``b"".join(...)`` of these.
+Every layer that reads or patches instructions (the object parser, the linker, CO-RE, the
+loader's relocations, the feature probes) uses these names, so an opcode is spelled once and
+as in ``linux/bpf.h`` / ``linux/bpf_common.h``: ``BPF_CALL`` is the jump *operation* 0x80 and
+:data:`CALL` the whole opcode ``BPF_JMP | BPF_CALL``.
+
+An instruction is 8 bytes (16 for ``ld_imm64``), little-endian as the host:
+``code:8 dst_reg:4 src_reg:4 off:16 imm:32``.  The encoder functions return one instruction's
+bytes and follow the kernel's instruction macros (``BPF_MOV64_IMM`` is :func:`mov64_imm`...);
+programs are ``b"".join(...)`` of them, for feature probes and hand-written test programs.
 """
 
 from __future__ import annotations
 
 import struct
 from enum import IntEnum
+from typing import NamedTuple
 
-from .constants import BpfFuncId, BpfPseudo
+from pybpf.abi.bpf import BpfFuncId
 
-_INSN = struct.Struct("<BBhI")
+INSN_SIZE = 8
+"""Bytes of one ``struct bpf_insn``; ``ld_imm64`` takes two."""
+INSN = struct.Struct("<BBhi")
+"""``code``, the register byte (``src_reg << 4 | dst_reg``), ``off``, ``imm`` (signed)."""
+
+
+class Insn(NamedTuple):
+    """One decoded instruction, fields as in ``struct bpf_insn``."""
+
+    code: int
+    dst: int
+    src: int
+    off: int
+    imm: int
+
+
+def encode(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    """The 8 bytes of one instruction; ``imm`` may be given signed or as its u32 bit pattern."""
+    imm &= 0xFFFFFFFF
+    if imm & 0x80000000:
+        imm -= 1 << 32
+    return INSN.pack(code, (src << 4) | dst, off, imm)
+
+
+def decode(data: bytes | memoryview, offset: int = 0) -> Insn:
+    """The instruction at ``offset`` of ``data`` (``imm`` signed, as the kernel sees it)."""
+    code, regs, off, imm = INSN.unpack_from(data, offset)
+    return Insn(code, regs & 0x0F, regs >> 4, off, imm)
 
 
 class Reg(IntEnum):
@@ -81,10 +114,37 @@ BPF_EXIT = 0x90
 BPF_JLT = 0xA0
 BPF_JLE = 0xB0
 
+CALL = BPF_JMP | BPF_CALL
+"""0x85: the whole ``call`` opcode (helper, subprogram or kfunc, told apart by ``src_reg``)."""
+EXIT = BPF_JMP | BPF_EXIT
+"""0x95: the whole ``exit`` opcode."""
+LD_IMM64 = BPF_LD | BPF_IMM | BPF_DW
+"""0x18: the two-slot 64-bit immediate load, the one that carries map and BTF references."""
+
+SIZE_BYTES = {BPF_W: 4, BPF_H: 2, BPF_B: 1, BPF_DW: 8}
+"""Bytes moved by each ``BPF_SIZE`` code of a load or store."""
+
+
+class BpfPseudo(IntEnum):
+    """``src_reg`` markers of ``ld_imm64`` (``BPF_PSEUDO_MAP_*``, ...) and of calls."""
+
+    BPF_PSEUDO_MAP_FD = 1
+    BPF_PSEUDO_MAP_VALUE = 2
+    BPF_PSEUDO_BTF_ID = 3
+    BPF_PSEUDO_FUNC = 4
+    BPF_PSEUDO_MAP_IDX = 5
+    BPF_PSEUDO_MAP_IDX_VALUE = 6
+
+
+BPF_PSEUDO_CALL = 1
+"""``src_reg`` of a ``call`` whose ``imm`` is a pc-relative subprogram offset."""
+BPF_PSEUDO_KFUNC_CALL = 2
+"""``src_reg`` of a ``call`` whose ``imm`` is the BTF id of a kernel function."""
+
 
 def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
-    """One raw instruction."""
-    return _INSN.pack(code, (src << 4) | dst, off, imm & 0xFFFFFFFF)
+    """One raw instruction (the name the probe and test programs use for :func:`encode`)."""
+    return encode(code, dst, src, off, imm)
 
 
 def mov64_imm(dst: int, imm: int) -> bytes:
@@ -109,7 +169,7 @@ def alu64_reg(op: int, dst: int, src: int) -> bytes:
 
 def ld_imm64(dst: int, imm: int, src: int = 0) -> bytes:
     """The 16-byte ``dst = imm64``; ``src`` is a ``BPF_PSEUDO_*`` marker when not 0."""
-    first = insn(BPF_LD | BPF_DW | BPF_IMM, dst, src, 0, imm)
+    first = insn(LD_IMM64, dst, src, 0, imm)
     return first + insn(0, 0, 0, 0, (imm >> 32) & 0xFFFFFFFF)
 
 
@@ -160,12 +220,12 @@ def ja(off: int) -> bytes:
 
 def call(helper: BpfFuncId | int) -> bytes:
     """Call helper ``helper`` (arguments in R1-R5, result in R0)."""
-    return insn(BPF_JMP | BPF_CALL, 0, 0, 0, int(helper))
+    return insn(CALL, 0, 0, 0, int(helper))
 
 
 def exit_insn() -> bytes:
     """``return R0``."""
-    return insn(BPF_JMP | BPF_EXIT)
+    return insn(EXIT)
 
 
 def return_imm(value: int) -> bytes:

@@ -1,0 +1,77 @@
+"""``linux/btf.h``: the BTF blob header and the fixed record formats of ``.BTF``/``.BTF.ext``.
+
+The parser, the encoder, the loader's sanitizer and the feature probes all read or write these
+layouts; defining them once here keeps a header field from being packed two different ways.
+Formats are little-endian (``"<"``) unless a caller asks for the other byte order, because BPF
+objects built on this machine and every BTF the kernel takes are host-endian.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+BTF_MAGIC = 0xEB9F
+"""``btf_header.magic`` as read in the blob's own byte order."""
+BTF_MAGIC_SWAPPED = 0x9FEB
+"""The magic read with the wrong byte order: a blob of the other endianness."""
+BTF_VERSION = 1
+HEADER_SIZE = 24
+"""``sizeof(struct btf_header)``; ``hdr_len`` may be larger, with zeroes after."""
+TYPE_HEADER_SIZE = 12
+"""``sizeof(struct btf_type)``: ``name_off``, ``info``, ``size``/``type``."""
+
+_HEADER_FORMAT = "HBBIIIII"
+HEADER = struct.Struct("<" + _HEADER_FORMAT)
+"""magic, version, flags, hdr_len, type_off, type_len, str_off, str_len (little-endian)."""
+TYPE = struct.Struct("<III")
+"""``struct btf_type``."""
+VAR_SECINFO = struct.Struct("<III")
+"""``struct btf_var_secinfo``: type, offset, size."""
+ARRAY = struct.Struct("<III")
+"""``struct btf_array``: type, index_type, nelems."""
+MEMBER = struct.Struct("<III")
+"""``struct btf_member``: name_off, type, offset (bit offset, or bitfield size and offset)."""
+ENUM64 = struct.Struct("<III")
+"""``struct btf_enum64``: name_off, val_lo32, val_hi32."""
+
+BTF_EXT_HEADER_MIN = 24
+"""``.BTF.ext`` header up to ``line_info_len`` (the oldest layout)."""
+BTF_EXT_HEADER_SIZE = 32
+"""``.BTF.ext`` header including the CO-RE relocation fields."""
+FUNC_INFO = struct.Struct("<II")
+"""``struct bpf_func_info``: insn_off, type_id."""
+LINE_INFO = struct.Struct("<IIII")
+"""``struct bpf_line_info``: insn_off, file_name_off, line_off, line_col."""
+CORE_RELO = struct.Struct("<IIII")
+"""``struct bpf_core_relo``: insn_off, type_id, access_str_off, kind."""
+
+
+class BtfHeader(NamedTuple):
+    """``struct btf_header``, decoded."""
+
+    magic: int
+    version: int
+    flags: int
+    hdr_len: int
+    type_off: int
+    type_len: int
+    str_off: int
+    str_len: int
+
+
+def header_struct(endian: str = "<") -> struct.Struct:
+    """The header format in byte order ``endian`` (``"<"`` or ``">"``)."""
+    return HEADER if endian == "<" else struct.Struct(endian + _HEADER_FORMAT)
+
+
+def pack_header(type_len: int, str_len: int, flags: int = 0) -> bytes:
+    """A little-endian header for types followed directly by strings, as the kernel takes."""
+    return HEADER.pack(
+        BTF_MAGIC, BTF_VERSION, flags, HEADER_SIZE, 0, type_len, type_len, str_len
+    )
+
+
+def unpack_header(data: bytes | memoryview, endian: str = "<") -> BtfHeader:
+    """The header at the start of ``data``; the caller checks magic, version and bounds."""
+    return BtfHeader(*header_struct(endian).unpack_from(data, 0))
