@@ -1,8 +1,29 @@
-"""The pybpf error tree.
+"""The pybpf error tree: every error class pybpf raises on purpose is defined here.
 
-Every failure pybpf reports is a :class:`BpfError`.  Parsing errors carry *where* the problem
-is (file, section, offset) so that a user holding a corrupt or unexpected object can find the
-bytes at fault without a debugger; kernel errors carry the ``bpf()`` command and errno.
+Every failure pybpf reports is a :class:`BpfError`, so ``except BpfError`` catches all of them
+and nothing else.  Parsing errors carry *where* the problem is (file, section, offset) so that a
+user holding a corrupt or unexpected object can find the bytes at fault without a debugger;
+kernel errors carry the ``bpf()`` command and errno.  The modules that raise an error also
+re-export it under its old path (``pybpf.events.EventError``, ``pybpf.skel.runtime.SkeletonError``,
+``pybpf.kernel.verifier.ProgLoadError``...), so either import works.
+
+::
+
+    BpfError
+      FormatError(file, section, offset)   ElfError, BtfError, ObjectError
+      LinkError                            static linking
+      CodegenError                         C and Python skeleton generators
+      CoreError(program, relo_index, insn_index)
+      BuildError                           building a package's BPF objects
+      SkeletonError                        DestroyedError
+      VariableError (+AttributeError)      skeleton global variables
+      LibraryError                         LibraryNotFoundError, LibraryVersionError
+      EventError                           MapTypeError (+TypeError), ClosedError
+      LoadError(program, log)
+      KernelError (+OSError)(command, errno)
+        PermissionDeniedError, NotSupportedError
+        ProgLoadError (+LoadError)         ProgLoadPermissionError, ProgLoadNotSupportedError
+        BtfLoadError (+LoadError)          BtfLoadPermissionError, BtfLoadNotSupportedError
 """
 
 from __future__ import annotations
@@ -68,6 +89,72 @@ class CodegenError(BpfError):
     """Code generation refused an object (no BTF, invalid name...)."""
 
 
+class CoreError(BpfError):
+    """A CO-RE relocation could not be applied."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        program: str | None = None,
+        relo_index: int | None = None,
+        insn_index: int | None = None,
+    ) -> None:
+        self.program = program
+        self.relo_index = relo_index
+        self.insn_index = insn_index
+        self.reason = message
+        parts: list[str] = []
+        if program is not None:
+            parts.append(f"prog '{program}'")
+        if relo_index is not None:
+            parts.append(f"relo #{relo_index}")
+        if insn_index is not None:
+            parts.append(f"insn #{insn_index}")
+        parts.append(message)
+        super().__init__(": ".join(parts))
+
+
+class BuildError(BpfError):
+    """A package's BPF build failed; the message says what to change."""
+
+
+class SkeletonError(BpfError):
+    """A skeleton or subskeleton cannot be built for this object, or is no longer usable."""
+
+
+class DestroyedError(SkeletonError):
+    """An accessor of a skeleton or subskeleton used after ``destroy()``."""
+
+
+class VariableError(BpfError, AttributeError):
+    """A variable cannot be read or written the way it was asked to (read-only, bad value)."""
+
+
+class LibraryError(BpfError):
+    """An installed BPF library cannot be used (bad manifest, missing object)."""
+
+
+class LibraryNotFoundError(LibraryError):
+    """No installed distribution provides the BPF library asked for."""
+
+
+class LibraryVersionError(LibraryError):
+    """The installed BPF library's version does not satisfy the requirement."""
+
+
+class EventError(BpfError):
+    """A ring buffer, perf buffer or user ring buffer was misused or met malformed data."""
+
+
+class MapTypeError(EventError, TypeError):
+    """The map given is not of the type the reader needs (e.g. a HASH given to RingBuffer)."""
+
+
+class ClosedError(EventError):
+    """The reader was used after ``close()``."""
+
+
 class LoadError(BpfError):
     """Loading an object into the kernel failed.
 
@@ -113,6 +200,49 @@ class NotSupportedError(KernelError):
     EINVAL is not mapped here: the kernel also returns it for plain bad arguments, so only a
     caller that knows its arguments are valid may read EINVAL as "unsupported".
     """
+
+
+class _KernelLoadError(LoadError, KernelError):
+    """A load the kernel refused: errno and command like KernelError, log like LoadError."""
+
+    def __init__(
+        self, command: str, err: int, detail: str, *, program: str | None, log: str
+    ) -> None:
+        # Not cooperative on purpose: LoadError.__init__ would chain into KernelError's.
+        KernelError.__init__(self, command, err, detail)
+        self.program = program
+        self.log = log
+        text = str(self.args[0])
+        if log:
+            text = f"{text}\n--- verifier log ---\n{log.rstrip()}"
+        self.args = (text,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ProgLoadError(_KernelLoadError):
+    """``BPF_PROG_LOAD`` failed; ``log`` is the verifier log, ``program`` the program name."""
+
+
+class ProgLoadPermissionError(ProgLoadError, PermissionDeniedError):
+    """``BPF_PROG_LOAD`` refused with EPERM (no privilege, or e.g. trampolines here)."""
+
+
+class ProgLoadNotSupportedError(ProgLoadError, NotSupportedError):
+    """``BPF_PROG_LOAD`` refused with EOPNOTSUPP/ENOTSUPP."""
+
+
+class BtfLoadError(_KernelLoadError):
+    """``BPF_BTF_LOAD`` failed; ``log`` is the kernel's BTF verifier log."""
+
+
+class BtfLoadPermissionError(BtfLoadError, PermissionDeniedError):
+    """``BPF_BTF_LOAD`` refused with EPERM/EACCES."""
+
+
+class BtfLoadNotSupportedError(BtfLoadError, NotSupportedError):
+    """``BPF_BTF_LOAD`` refused with EOPNOTSUPP/ENOTSUPP."""
 
 
 def kernel_error(command: str, err: int, detail: str = "") -> KernelError:

@@ -33,7 +33,9 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from pybpf.errors import BpfError
+from pybpf.errors import LibraryError as LibraryError
+from pybpf.errors import LibraryNotFoundError as LibraryNotFoundError
+from pybpf.errors import LibraryVersionError as LibraryVersionError
 
 ENTRY_POINT_GROUP = "pybpf.libraries"
 MANIFEST_NAME = "pybpf-library.json"
@@ -53,18 +55,6 @@ __all__ = [
     "library_objects",
     "resolve_libraries",
 ]
-
-
-class LibraryError(BpfError):
-    """An installed BPF library cannot be used (bad manifest, missing object)."""
-
-
-class LibraryNotFoundError(LibraryError):
-    """No installed distribution provides the BPF library asked for."""
-
-
-class LibraryVersionError(LibraryError):
-    """The installed BPF library's version does not satisfy the requirement."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,12 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pybpf.errors import BpfError
-
-
-class BuildError(BpfError):
-    """A package's BPF build failed; the message says what to change."""
-
+from pybpf.errors import BuildError as BuildError
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PACKAGE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")

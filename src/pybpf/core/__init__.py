@@ -6,9 +6,9 @@ ids and enum values (libbpf's ``relo_core.c`` semantics).  Never talks to the ke
 target BTF is a file (``/sys/kernel/btf/*`` or a user's).
 """
 
-from pybpf.core.errors import CoreError
 from pybpf.core.relocate import CoreRelocator, Resolution, relocate_core, relocate_object
 from pybpf.core.target import Candidate, TargetBtf
+from pybpf.errors import CoreError as CoreError
 
 __all__ = [
     "Candidate",

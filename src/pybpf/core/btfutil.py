@@ -18,11 +18,14 @@ from pybpf.btf.types import (
     BtfType,
     BtfUnion,
 )
-from pybpf.core.errors import SpecError
 from pybpf.errors import BtfError
 
 Composite = BtfStruct | BtfUnion
 AnyEnum = BtfEnum | BtfEnum64
+
+
+class SpecError(Exception):
+    """Internal: a spec or candidate problem, re-raised as :class:`CoreError` with context."""
 
 
 def type_or_none(btf: Btf, type_id: int) -> BtfType | None:

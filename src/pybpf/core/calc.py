@@ -16,12 +16,12 @@ from pybpf.btf.types import BtfEnum, BtfEnum64, BtfInt, BtfPtr, IntEncoding
 from pybpf.core.btfutil import (
     AnyEnum,
     Composite,
+    SpecError,
     element_size,
     resolve_size,
     skip_mods_and_typedefs,
     type_or_none,
 )
-from pybpf.core.errors import SpecError
 from pybpf.core.spec import Spec
 
 U64 = (1 << 64) - 1

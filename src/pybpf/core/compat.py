@@ -28,12 +28,12 @@ from pybpf.btf.types import (
 from pybpf.core.btfutil import (
     AnyEnum,
     Composite,
+    SpecError,
     kind_of,
     kinds_compatible,
     skip_mods_and_typedefs,
     type_or_none,
 )
-from pybpf.core.errors import SpecError
 from pybpf.core.names import names_match
 
 MAX_DEPTH = 32

@@ -41,12 +41,11 @@ from pybpf.btf.types import (
     BtfVolatile,
 )
 from pybpf.core.btfutil import Composite
-from pybpf.core.errors import CoreError
 from pybpf.core.relocate import CoreRelocator
 from pybpf.core.spec import Spec
 from pybpf.core.target import TargetBtf
 from pybpf.elf.reader import ElfFile
-from pybpf.errors import BtfError
+from pybpf.errors import BtfError, CoreError
 
 _FOLLOW = BtfTypedef | BtfConst | BtfVolatile | BtfRestrict | BtfTypeTag
 

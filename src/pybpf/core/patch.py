@@ -29,8 +29,8 @@ from pybpf.abi.insn import (
     LD_IMM64,
     SIZE_BYTES,
 )
+from pybpf.core.btfutil import SpecError
 from pybpf.core.calc import U64, ReloResult
-from pybpf.core.errors import SpecError
 
 POISON_HELPER = 0xBAD2310
 """195896080: "bad relo" as a helper id no kernel has."""

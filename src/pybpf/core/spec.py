@@ -22,12 +22,12 @@ from pybpf.btf.types import BtfArray, BtfEnum, BtfEnum64, BtfFloat, BtfFwd, BtfI
 from pybpf.core.btfutil import (
     AnyEnum,
     Composite,
+    SpecError,
     kinds_compatible,
     resolve_size,
     skip_mods_and_typedefs,
 )
 from pybpf.core.compat import types_are_compat, types_match
-from pybpf.core.errors import SpecError
 from pybpf.core.names import essential_name, essential_name_len
 
 SPEC_MAX_LEN = 64

@@ -11,8 +11,11 @@ Everything reads and writes the kernel's shared memory directly (``mmap``); the 
 calls in the steady state are the ``epoll_wait`` of ``poll()``.
 """
 
+from pybpf.errors import ClosedError as ClosedError
+from pybpf.errors import EventError as EventError
+from pybpf.errors import MapTypeError as MapTypeError
+
 from .batch import RecordBatch
-from .errors import ClosedError, EventError, MapTypeError
 from .perfbuf import PerfBuffer
 from .ringbuf import RingBuffer
 from .user_ringbuf import Reservation, UserRingBuffer

@@ -16,7 +16,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
-from .errors import EventError
+from pybpf.errors import EventError
 
 HDR = 8
 

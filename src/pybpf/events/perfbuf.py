@@ -18,12 +18,12 @@ from typing import Any
 from pybpf.abi.bpf import MapType
 from pybpf.btf import Btf
 from pybpf.closing import Closing
+from pybpf.errors import ClosedError, EventError
 from pybpf.kernel.events_sys import online_cpus
 from pybpf.kernel.maps import map_delete_elem, map_update_elem
 from pybpf.kernel.perf import perf_event_enable
 
 from .aio import wait_readable
-from .errors import ClosedError, EventError
 from .perfring import CpuRing, LostCallback, PerfConsumer, SampleCallback, consume_cpu
 from .poller import Poller
 from .source import MapSource, open_map

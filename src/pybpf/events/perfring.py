@@ -20,12 +20,13 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from pybpf.errors import EventError
 from pybpf.kernel.events_sys import PERF_MMAP_DATA_HEAD, PERF_MMAP_DATA_TAIL, perf_ring_mmap
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.perf import perf_event_open_bpf_output
 from pybpf.kernel.system import page_size
 
-from .errors import EventError, note_callback_failure
+from .reader import note_callback_failure
 from .ring import release_mapping
 
 PERF_RECORD_LOST = 2

@@ -28,9 +28,8 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from pybpf.errors import ClosedError
 from pybpf.kernel.events_sys import eventfd, eventfd_signal
-
-from .errors import ClosedError
 
 K = TypeVar("K", bound=Hashable)
 

@@ -31,12 +31,13 @@ from array import array
 from collections.abc import Callable
 from typing import Any
 
+from pybpf.errors import EventError
 from pybpf.kernel.events_sys import ringbuf_mmap
 from pybpf.kernel.system import page_size
 
 from .batch import RecordBatch, new_offsets
-from .errors import EventError, note_callback_failure
 from .poller import Poller
+from .reader import note_callback_failure
 from .source import MapSource
 
 BPF_RINGBUF_BUSY_BIT = 1 << 31

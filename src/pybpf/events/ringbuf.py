@@ -37,10 +37,10 @@ from typing import Any
 from pybpf.abi.bpf import MapType
 from pybpf.btf import Btf
 from pybpf.closing import Closing
+from pybpf.errors import ClosedError, EventError
 
 from .aio import wait_readable
 from .batch import RecordBatch
-from .errors import ClosedError, EventError
 from .poller import Poller
 from .ring import (
     MAX_BATCH,

@@ -15,10 +15,9 @@ from typing import Any
 
 from pybpf.abi.bpf import MapType, enum_name
 from pybpf.btf import Btf
+from pybpf.errors import EventError, MapTypeError
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.maps import map_get_info_by_fd
-
-from .errors import EventError, MapTypeError
 
 
 @dataclass(slots=True)

@@ -20,8 +20,7 @@ from typing import Any
 
 from pybpf.btf import Btf, BtfKind
 from pybpf.btf.to_ctypes import CTypesBuilder
-
-from .errors import EventError
+from pybpf.errors import EventError
 
 _KINDS = {"struct": BtfKind.STRUCT, "union": BtfKind.UNION, "enum": BtfKind.ENUM}
 

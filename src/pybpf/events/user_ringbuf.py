@@ -27,11 +27,11 @@ from typing import Any, Self
 
 from pybpf.abi.bpf import MapType
 from pybpf.closing import Closing
+from pybpf.errors import ClosedError, EventError
 from pybpf.kernel.buffers import Bytes
 from pybpf.kernel.events_sys import user_ringbuf_mmap
 from pybpf.kernel.system import page_size
 
-from .errors import ClosedError, EventError
 from .poller import Poller
 from .ring import (
     BPF_RINGBUF_BUSY_BIT,

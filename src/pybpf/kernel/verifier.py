@@ -23,7 +23,13 @@ from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from pybpf.abi.bpf import BpfCmd
-from pybpf.errors import ENOTSUPP, KernelError, LoadError, NotSupportedError, PermissionDeniedError
+from pybpf.errors import ENOTSUPP
+from pybpf.errors import BtfLoadError as BtfLoadError
+from pybpf.errors import BtfLoadNotSupportedError as BtfLoadNotSupportedError
+from pybpf.errors import BtfLoadPermissionError as BtfLoadPermissionError
+from pybpf.errors import ProgLoadError as ProgLoadError
+from pybpf.errors import ProgLoadNotSupportedError as ProgLoadNotSupportedError
+from pybpf.errors import ProgLoadPermissionError as ProgLoadPermissionError
 
 from .fd import Fd
 from .syscall import bpf_raw
@@ -40,49 +46,6 @@ class Loaded(NamedTuple):
 
     fd: Fd
     log: str
-
-
-class _KernelLoadError(LoadError, KernelError):
-    """A load the kernel refused: errno and command like KernelError, log like LoadError."""
-
-    def __init__(
-        self, command: str, err: int, detail: str, *, program: str | None, log: str
-    ) -> None:
-        # Not cooperative on purpose: LoadError.__init__ would chain into KernelError's.
-        KernelError.__init__(self, command, err, detail)
-        self.program = program
-        self.log = log
-        text = str(self.args[0])
-        if log:
-            text = f"{text}\n--- verifier log ---\n{log.rstrip()}"
-        self.args = (text,)
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class ProgLoadError(_KernelLoadError):
-    """``BPF_PROG_LOAD`` failed; ``log`` is the verifier log, ``program`` the program name."""
-
-
-class ProgLoadPermissionError(ProgLoadError, PermissionDeniedError):
-    """``BPF_PROG_LOAD`` refused with EPERM (no privilege, or e.g. trampolines here)."""
-
-
-class ProgLoadNotSupportedError(ProgLoadError, NotSupportedError):
-    """``BPF_PROG_LOAD`` refused with EOPNOTSUPP/ENOTSUPP."""
-
-
-class BtfLoadError(_KernelLoadError):
-    """``BPF_BTF_LOAD`` failed; ``log`` is the kernel's BTF verifier log."""
-
-
-class BtfLoadPermissionError(BtfLoadError, PermissionDeniedError):
-    """``BPF_BTF_LOAD`` refused with EPERM/EACCES."""
-
-
-class BtfLoadNotSupportedError(BtfLoadError, NotSupportedError):
-    """``BPF_BTF_LOAD`` refused with EOPNOTSUPP/ENOTSUPP."""
 
 
 _PERMISSION = (errno.EPERM, errno.EACCES)

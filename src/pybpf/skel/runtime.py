@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Self, cast
 
 from pybpf.btf.to_ctypes import CTypesBuilder
-from pybpf.errors import BpfError
+from pybpf.errors import DestroyedError as DestroyedError
+from pybpf.errors import SkeletonError as SkeletonError
 from pybpf.obj.spec import ObjectSpec, VarSpec
 from pybpf.skel.description import (
     MapDescription,
@@ -42,14 +43,6 @@ from pybpf.skel.values import VarCodec, VariableError, codec_for, type_name
 if TYPE_CHECKING:
     from pybpf.btf.btf import Btf
     from pybpf.object import BpfObject, Map, Program
-
-
-class SkeletonError(BpfError):
-    """A skeleton or subskeleton cannot be built for this object, or is no longer usable."""
-
-
-class DestroyedError(SkeletonError):
-    """An accessor of a skeleton or subskeleton used after ``destroy()``."""
 
 
 class LinkLike(Protocol):

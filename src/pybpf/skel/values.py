@@ -28,7 +28,7 @@ from pybpf.btf.types import (
     BtfPtr,
     IntEncoding,
 )
-from pybpf.errors import BpfError
+from pybpf.errors import VariableError as VariableError
 
 Buffer = bytearray | memoryview | Any
 """A writable buffer (bytearray, mmap, memoryview)."""
@@ -45,10 +45,6 @@ class ValueKind(Enum):
 
 _INT_FORMATS = {1: "b", 2: "h", 4: "i", 8: "q"}
 _FLOAT_FORMATS = {4: "f", 8: "d"}
-
-
-class VariableError(BpfError, AttributeError):
-    """A variable cannot be read or written the way it was asked to (read-only, bad value)."""
 
 
 @dataclass(frozen=True, slots=True)

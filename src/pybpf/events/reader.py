@@ -1,26 +1,8 @@
-"""Errors of event streaming.
-
-They are :class:`~pybpf.errors.BpfError` subclasses so that ``except BpfError`` keeps catching
-everything pybpf raises on purpose; each message names the map it is about.
-"""
+"""What every event reader shares: telling the user which record their callback failed on."""
 
 from __future__ import annotations
 
 import contextlib
-
-from pybpf.errors import BpfError
-
-
-class EventError(BpfError):
-    """A ring buffer, perf buffer or user ring buffer was misused or met malformed data."""
-
-
-class MapTypeError(EventError, TypeError):
-    """The map given is not of the type the reader needs (e.g. a HASH given to RingBuffer)."""
-
-
-class ClosedError(EventError):
-    """The reader was used after ``close()``."""
 
 
 def note_callback_failure(exc: BaseException, what: str, index: int) -> None:
