@@ -30,8 +30,8 @@ from pybpf.btf.ext import BtfExt, CoreRelo
 from pybpf.elf import ElfFile
 from pybpf.errors import BpfError
 from pybpf.link import link_objects
+from pybpf.obj.object_spec import ObjectSpec
 from pybpf.obj.show import format_object
-from pybpf.obj.spec import ObjectSpec
 from pybpf.object import BpfObject
 from pybpf.skel.codegen import generate
 

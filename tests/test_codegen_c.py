@@ -21,7 +21,7 @@ from conftest import BPFTOOL, BUILD, FIXTURES, bpftool, compile_bpf
 from pybpf.btf.loading import btf_from_elf
 from pybpf.elf.reader import ElfFile
 from pybpf.errors import BpfError, CodegenError, ElfError
-from pybpf.obj.spec import ObjectSpec
+from pybpf.obj.object_spec import ObjectSpec
 from pybpf.skel.codegen import (
     default_object_name,
     generate,

@@ -35,7 +35,7 @@ from pybpf.btf.types import (
     IntEncoding,
 )
 from pybpf.errors import BpfError, CodegenError
-from pybpf.obj.spec import ObjectSpec
+from pybpf.obj.object_spec import ObjectSpec
 from pybpf.skel.codegen import generate
 from pybpf.skel.runtime import Skeleton
 from pybpf.skel.type_signature import signature_digest, type_signature

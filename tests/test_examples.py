@@ -56,7 +56,7 @@ def test_library_variables_move_between_applications() -> None:
     from pybpf.data.demo.app_errors_skel import AppErrors
     from pybpf.data.demo.app_top_skel import AppTop
     from pybpf.demo import demo_object
-    from pybpf.obj.spec import ObjectSpec
+    from pybpf.obj.object_spec import ObjectSpec
 
     def offsets(spec: ObjectSpec) -> dict[str, int]:
         return {

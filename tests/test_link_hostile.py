@@ -27,7 +27,7 @@ from conftest import compile_bpf
 from pybpf.elf import ElfFile, SectionType, SymbolType
 from pybpf.errors import BpfError, FormatError, LinkError
 from pybpf.link import link_files, link_objects
-from pybpf.obj.spec import ObjectSpec
+from pybpf.obj.object_spec import ObjectSpec
 
 TESTS = Path(__file__).resolve().parent
 FIXTURE_SET = ("link_lib1", "link_lib2", "link_app")

@@ -15,7 +15,8 @@ from pybpf.errors import LoadError
 from pybpf.load.btf_sanitize import BtfFeatures, kernel_btf
 from pybpf.load.kconfig import encode_kconfig_value, kconfig_image, parse_kernel_config
 from pybpf.load.relocate import Resolved, relocate_program
-from pybpf.obj.spec import ExternKind, ExternSpec, KcfgType, ObjectSpec
+from pybpf.obj.object_spec import ObjectSpec
+from pybpf.obj.specs import ExternKind, ExternSpec, KcfgType
 
 _INSN = struct.Struct("<BBhi")
 _MAP_REFS = (BpfPseudo.BPF_PSEUDO_MAP_FD, BpfPseudo.BPF_PSEUDO_MAP_VALUE)

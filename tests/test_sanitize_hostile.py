@@ -22,7 +22,7 @@ from pybpf.btf import Btf, BtfKind
 from pybpf.btf.types import BtfDatasec, BtfInt, BtfStruct
 from pybpf.elf import ElfFile
 from pybpf.load.btf_sanitize import BtfFeatures, kernel_btf
-from pybpf.obj.spec import ObjectSpec
+from pybpf.obj.object_spec import ObjectSpec
 
 SEED = 0x5A71_7153
 CASE_BUDGET_S = 1.0

@@ -97,8 +97,8 @@ def cmd_object(args: Sequence[str]) -> int:
     if len(args) < 2 or args[0] != "show":
         raise UsageError("expected: object show FILE [--json]")
     opts = _keywords(args[2:], set(), frozenset({"--json"}))
+    from pybpf.obj.object_spec import ObjectSpec
     from pybpf.obj.show import format_object
-    from pybpf.obj.spec import ObjectSpec
 
     spec = ObjectSpec.from_path(args[1])
     _write(format_object(spec, as_json="--json" in opts))

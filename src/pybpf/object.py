@@ -31,7 +31,7 @@ from pybpf.elf import ElfFile
 from pybpf.errors import BpfError, ObjectError
 from pybpf.load.links import Link, LinkSet
 from pybpf.obj import MapSpec, ObjectSpec, ProgramSpec
-from pybpf.obj.spec import MapKind
+from pybpf.obj.specs import MapKind
 
 if TYPE_CHECKING:
     from pybpf.kernel.progs import TestRunResult

@@ -29,7 +29,8 @@ from pybpf.core.patch import patch_insn
 from pybpf.core.spec import Spec, match_spec, parse_spec
 from pybpf.core.target import Candidate, TargetBtf
 from pybpf.errors import BtfError, CoreError
-from pybpf.obj.spec import ObjectSpec, ProgramSpec
+from pybpf.obj.object_spec import ObjectSpec
+from pybpf.obj.specs import ProgramSpec
 
 
 @dataclass(frozen=True, slots=True)

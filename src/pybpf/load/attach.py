@@ -21,7 +21,7 @@ from pybpf.kernel.features import has_perf_link
 from pybpf.load.links import Link
 from pybpf.load.uprobe_target import function_offset, parse_uprobe_target, resolve_binary
 from pybpf.obj.section_defs import AutoAttach
-from pybpf.obj.spec import ProgramSpec
+from pybpf.obj.specs import ProgramSpec
 
 
 def _attach_perf(prog_fd: FdLike, perf_fd: Fd, kind: str, target: str, cookie: int = 0) -> Link:

@@ -24,7 +24,8 @@ from pybpf.abi.sections import KCONFIG, KSYMS
 from pybpf.btf.btf import RECORD_TAIL_SIZE, Btf
 from pybpf.btf.types import VOID, BtfKind, FuncLinkage, VarLinkage
 from pybpf.errors import BtfError, LoadError
-from pybpf.obj.spec import ExternKind, ExternSpec, ObjectSpec
+from pybpf.obj.object_spec import ObjectSpec
+from pybpf.obj.specs import ExternKind, ExternSpec
 
 _U32 = struct.Struct("<I")
 _U32_MAX = 0xFFFFFFFF

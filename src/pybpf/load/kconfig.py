@@ -20,7 +20,8 @@ from pathlib import Path
 
 from pybpf.errors import LoadError
 from pybpf.kernel.system import kernel_version
-from pybpf.obj.spec import ExternKind, ExternSpec, KcfgType, ObjectSpec
+from pybpf.obj.object_spec import ObjectSpec
+from pybpf.obj.specs import ExternKind, ExternSpec, KcfgType
 
 PROC_CONFIG = Path("/proc/config.gz")
 TRI_NO, TRI_YES, TRI_MODULE = 0, 1, 2

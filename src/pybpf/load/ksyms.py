@@ -23,7 +23,8 @@ from pybpf.abi.sections import KSYMS
 from pybpf.btf import Btf
 from pybpf.btf.types import BtfKind
 from pybpf.errors import BpfError, LoadError
-from pybpf.obj.spec import ExternKind, ExternSpec, ObjectSpec
+from pybpf.obj.object_spec import ObjectSpec
+from pybpf.obj.specs import ExternKind, ExternSpec
 
 KALLSYMS = Path("/proc/kallsyms")
 

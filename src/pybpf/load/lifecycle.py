@@ -21,7 +21,7 @@ from pybpf.load import attach as _attach
 from pybpf.load.links import Link
 from pybpf.load.loader import KernelObject, load_object
 from pybpf.load.maps import MapHandle
-from pybpf.obj.spec import ObjectSpec
+from pybpf.obj.object_spec import ObjectSpec
 
 if TYPE_CHECKING:
     from pybpf.object import BpfObject, Program

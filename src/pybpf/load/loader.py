@@ -32,7 +32,8 @@ from pybpf.load.ksyms import is_kernel_extern, resolve_ksyms
 from pybpf.load.maps import create_map, effective_max_entries, populate_global_data
 from pybpf.load.programs import load_program
 from pybpf.load.relocate import Resolved, relocate_program
-from pybpf.obj.spec import ExternKind, MapKind, MapSpec, ObjectSpec
+from pybpf.obj.object_spec import ObjectSpec
+from pybpf.obj.specs import ExternKind, MapKind, MapSpec
 
 
 def running_kernel_btf_features() -> BtfFeatures:

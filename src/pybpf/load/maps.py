@@ -22,7 +22,7 @@ from pybpf.kernel.fd import Fd
 from pybpf.kernel.mmap import map_mmap
 from pybpf.kernel.system import page_size, possible_cpus
 from pybpf.load.values import percpu_from_bytes, percpu_slot, percpu_to_bytes, to_bytes
-from pybpf.obj.spec import MapKind, MapSpec
+from pybpf.obj.specs import MapKind, MapSpec
 
 _NO_BTF_TYPES = frozenset(
     {

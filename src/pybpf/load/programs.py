@@ -19,7 +19,7 @@ from pybpf.kernel.progs import prog_load
 from pybpf.kernel.system import kernel_version
 from pybpf.load.relocate import RelocatedProgram
 from pybpf.obj.section_defs import SecFlags
-from pybpf.obj.spec import ProgramSpec
+from pybpf.obj.specs import ProgramSpec
 
 
 @functools.cache

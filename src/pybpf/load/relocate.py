@@ -28,7 +28,8 @@ from pybpf.abi.insn import (
 )
 from pybpf.errors import LoadError
 from pybpf.load.ksyms import Ksym, KsymKind
-from pybpf.obj.spec import ExternKind, ExternSpec, ObjectSpec, ProgramSpec, RelocKind, RelocSpec
+from pybpf.obj.object_spec import ObjectSpec
+from pybpf.obj.specs import ExternKind, ExternSpec, ProgramSpec, RelocKind, RelocSpec
 
 FUNC_INFO_REC_SIZE = FUNC_INFO.size
 LINE_INFO_REC_SIZE = LINE_INFO.size

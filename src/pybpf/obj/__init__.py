@@ -7,14 +7,14 @@ code generators, loader, ``pybpf object show``) can use it, and it can be fuzzed
 The design is in ``docs/design/object-model.md``.
 """
 
+from pybpf.obj.object_spec import ObjectSpec
 from pybpf.obj.section_defs import SECTION_DEFS, AutoAttach, SecFlags, SectionDef, find_section_def
-from pybpf.obj.spec import (
+from pybpf.obj.specs import (
     ExternKind,
     ExternSpec,
     KcfgType,
     MapKind,
     MapSpec,
-    ObjectSpec,
     ProgramSpec,
     RelocKind,
     RelocSpec,

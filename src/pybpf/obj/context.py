@@ -14,7 +14,7 @@ from pybpf.btf.ext import BtfExt
 from pybpf.btf.types import BtfDatasec, BtfKind
 from pybpf.elf import ElfFile, Section, SectionType, Symbol, SymbolType
 from pybpf.errors import ObjectError
-from pybpf.obj.spec import MapKind
+from pybpf.obj.specs import MapKind
 
 
 def data_section_kind(section: Section) -> MapKind | None:

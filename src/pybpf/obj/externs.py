@@ -29,7 +29,7 @@ from pybpf.btf.types import (
 )
 from pybpf.elf import SymbolBinding, SymbolType
 from pybpf.obj.context import ParseContext
-from pybpf.obj.spec import ExternKind, ExternSpec, KcfgType
+from pybpf.obj.specs import ExternKind, ExternSpec, KcfgType
 
 SHN_UNDEF = 0
 

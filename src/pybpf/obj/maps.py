@@ -34,7 +34,7 @@ from pybpf.btf.types import (
 from pybpf.elf import Section
 from pybpf.errors import BtfError, ObjectError
 from pybpf.obj.context import ParseContext
-from pybpf.obj.spec import MapKind, MapSpec, ProgramSpec, VarSpec
+from pybpf.obj.specs import MapKind, MapSpec, ProgramSpec, VarSpec
 from pybpf.obj.variables import placed
 
 _BPF_PTR_SIZE = 8

@@ -13,6 +13,7 @@ the bytes at fault; nothing else escapes, however corrupt the input.
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 from pybpf.abi.sections import KCONFIG, LEGACY_MAPS, MAPS
 from pybpf.btf import Btf
@@ -23,7 +24,14 @@ from pybpf.obj.context import ParseContext, data_section_kind
 from pybpf.obj.externs import collect_externs, kconfig_size
 from pybpf.obj.maps import data_map, init_slots, kconfig_map, user_maps
 from pybpf.obj.programs import attach_relocations, collect_programs
-from pybpf.obj.spec import ExternKind, ExternSpec, MapSpec, ObjectSpec, VarSpec, default_object_name
+from pybpf.obj.specs import (
+    ExternKind,
+    ExternSpec,
+    MapSpec,
+    ProgramSpec,
+    VarSpec,
+    default_object_name,
+)
 from pybpf.obj.variables import section_variables
 
 SHT_LLVM_ADDRSIG = 0x6FFF4C03
@@ -136,7 +144,28 @@ def _kern_version(ctx: ParseContext) -> int | None:
     return value
 
 
-def parse_object(elf: ElfFile, name: str | None = None) -> ObjectSpec:
+class ObjectParts(NamedTuple):
+    """The fields of an :class:`~pybpf.obj.object_spec.ObjectSpec`, as the parser finds them.
+
+    The parser returns these rather than the spec itself so that it need not import
+    ``object_spec``, which imports the parser: ``ObjectSpec.from_elf`` makes ``cls(**parts)``.
+    """
+
+    name: str
+    path: str | None
+    elf: ElfFile
+    btf: Btf | None
+    btf_ext: BtfExt | None
+    license: str
+    kern_version: int | None
+    maps: tuple[MapSpec, ...]
+    programs: tuple[ProgramSpec, ...]
+    subprograms: tuple[ProgramSpec, ...]
+    variables: tuple[VarSpec, ...]
+    externs: tuple[ExternSpec, ...]
+
+
+def parse_object(elf: ElfFile, name: str | None = None) -> ObjectParts:
     """Describe ``elf`` as libbpf's ``bpf_object__open`` would (see the module docstring)."""
     obj_name = name[:15] if name else default_object_name(elf.path)
     ctx = ParseContext(elf, obj_name, None, None)
@@ -172,7 +201,7 @@ def parse_object(elf: ElfFile, name: str | None = None) -> ObjectSpec:
     users = init_slots(ctx, users, functions)
     maps = tuple(u.spec for u in users) + tuple(data_maps)
     functions = attach_relocations(ctx, functions, maps, externs)
-    return ObjectSpec(
+    return ObjectParts(
         name=obj_name,
         path=elf.path,
         elf=elf,

@@ -26,7 +26,7 @@ from pybpf.elf import Relocation, Section, Symbol, SymbolBinding, SymbolType
 from pybpf.elf.constants import SHN_LORESERVE
 from pybpf.obj.context import ParseContext
 from pybpf.obj.section_defs import find_section_def
-from pybpf.obj.spec import ExternSpec, MapKind, MapSpec, ProgramSpec, RelocKind, RelocSpec
+from pybpf.obj.specs import ExternSpec, MapKind, MapSpec, ProgramSpec, RelocKind, RelocSpec
 
 _R = TypeVar("_R", FuncInfo, LineInfo, CoreRelo)
 

@@ -29,7 +29,8 @@ from pybpf.btf.types import (
     VarLinkage,
 )
 from pybpf.errors import BpfError
-from pybpf.obj.spec import MapSpec, ObjectSpec, ProgramSpec
+from pybpf.obj.object_spec import ObjectSpec
+from pybpf.obj.specs import MapSpec, ProgramSpec
 
 if TYPE_CHECKING:
     from pybpf.object import BpfObject

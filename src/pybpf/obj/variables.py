@@ -15,7 +15,7 @@ from __future__ import annotations
 from pybpf.btf.types import BtfDatasec, BtfVar, BtfVarSecInfo, VarLinkage
 from pybpf.elf import Symbol, SymbolType
 from pybpf.obj.context import ParseContext
-from pybpf.obj.spec import VarSpec
+from pybpf.obj.specs import VarSpec
 
 
 def _var_symbol(ctx: ParseContext, name: str, section_index: int) -> Symbol | None:

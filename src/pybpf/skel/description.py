@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pybpf.btf.types import VarLinkage
-from pybpf.obj.spec import MapKind, MapSpec, ObjectSpec, VarSpec, section_ident
+from pybpf.obj.object_spec import ObjectSpec
+from pybpf.obj.specs import MapKind, MapSpec, VarSpec, section_ident
 from pybpf.skel.type_signature import signature_digest
 from pybpf.skel.values import type_name
 

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, cast
 from pybpf.btf.to_ctypes import CTypesBuilder
 from pybpf.errors import DestroyedError as DestroyedError
 from pybpf.errors import SkeletonError as SkeletonError
-from pybpf.obj.spec import ObjectSpec, VarSpec
+from pybpf.obj.object_spec import ObjectSpec
+from pybpf.obj.specs import VarSpec
 from pybpf.skel.description import (
     MapDescription,
     ObjectDescription,

@@ -63,7 +63,7 @@ C_KEYWORDS = frozenset({
 
 
 class HasElf(Protocol):
-    """Anything carrying a parsed object, such as :class:`pybpf.obj.spec.ObjectSpec`."""
+    """Anything carrying a parsed object, such as :class:`pybpf.obj.object_spec.ObjectSpec`."""
 
     @property
     def elf(self) -> ElfFile: ...

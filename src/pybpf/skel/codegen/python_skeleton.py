@@ -37,7 +37,7 @@ from pybpf.btf.btf import Btf
 from pybpf.btf.to_ctypes import CTypesBuilder
 from pybpf.elf.reader import ElfFile
 from pybpf.errors import BpfError, CodegenError
-from pybpf.obj.spec import ObjectSpec
+from pybpf.obj.object_spec import ObjectSpec
 from pybpf.skel.codegen.c_common import check_distinct, resolve_object_name
 from pybpf.skel.codegen.python_types import (
     TypeEmitter,

@@ -1,4 +1,5 @@
-"""The object model: frozen descriptions of what a BPF ELF object contains.
+"""The object model's parts: frozen descriptions of the maps, programs, relocations,
+variables and externs of a BPF ELF object (:class:`~pybpf.obj.object_spec.ObjectSpec` holds them).
 
 A spec says what libbpf's ``bpf_object__open()`` would find in an object (maps with their
 definitions and initial images, programs with their types and relocations, global variables,
@@ -20,13 +21,10 @@ from typing import TYPE_CHECKING
 from pybpf.abi.bpf import AttachType, LibbpfPinType, MapFlags, MapType, ProgType
 from pybpf.btf.ext import CoreRelo, FuncInfo, LineInfo
 from pybpf.btf.types import VarLinkage
-from pybpf.errors import ObjectError
 from pybpf.obj.section_defs import SectionDef
 
 if TYPE_CHECKING:
-    from pybpf.btf import Btf
-    from pybpf.btf.ext import BtfExt
-    from pybpf.elf import ElfFile
+    pass
 
 
 class MapKind(Enum):
@@ -279,84 +277,3 @@ def default_object_name(path: str | None) -> str:
         return "bpf_object"
     base = Path(path).name.split(".", 1)[0]
     return base[:15] or "bpf_object"
-
-
-@dataclass(frozen=True, eq=False)
-class ObjectSpec:
-    """Everything ``bpf_object__open()`` learns from one ELF object.
-
-    ``maps`` come in libbpf's order (BTF-defined maps by offset, then global-data sections by
-    section index, then ``.kconfig``); ``programs`` are the entry points sorted by section and
-    offset; ``subprograms`` are the ``.text`` functions the loader appends when called.
-    """
-
-    name: str
-    path: str | None
-    elf: ElfFile = field(repr=False)
-    btf: Btf | None = field(repr=False)
-    btf_ext: BtfExt | None = field(repr=False)
-    license: str
-    kern_version: int | None
-    maps: tuple[MapSpec, ...]
-    programs: tuple[ProgramSpec, ...]
-    subprograms: tuple[ProgramSpec, ...]
-    variables: tuple[VarSpec, ...]
-    externs: tuple[ExternSpec, ...]
-
-    # ----------------------------------------------------------------------------- building
-
-    @classmethod
-    def from_elf(cls, elf: ElfFile, name: str | None = None) -> ObjectSpec:
-        """Describe ``elf``; ``name`` defaults to libbpf's (file name up to the first dot)."""
-        from pybpf.obj.parse import parse_object
-
-        return parse_object(elf, name)
-
-    @classmethod
-    def from_path(cls, path: str | Path, name: str | None = None) -> ObjectSpec:
-        from pybpf.elf import ElfFile
-
-        return cls.from_elf(ElfFile.open(path), name)
-
-    @classmethod
-    def from_bytes(
-        cls, data: bytes, name: str | None = None, *, path: str | None = None
-    ) -> ObjectSpec:
-        from pybpf.elf import ElfFile
-
-        return cls.from_elf(ElfFile.from_bytes(data, path=path), name)
-
-    # ----------------------------------------------------------------------------- lookup
-
-    def _error(self, message: str) -> ObjectError:
-        return ObjectError(message, file=self.path or "<bytes>")
-
-    def map(self, name: str) -> MapSpec:
-        """The map called ``name``, else the map of the ELF section called ``name``."""
-        for m in self.maps:
-            if m.name == name:
-                return m
-        for m in self.maps:
-            if m.is_internal and m.section_name == name:
-                return m
-        raise self._error(f"no map named '{name}'")
-
-    def program(self, name: str) -> ProgramSpec:
-        """The entry-point program (or, failing that, subprogram) called ``name``."""
-        for p in self.programs:
-            if p.name == name:
-                return p
-        for p in self.subprograms:
-            if p.name == name:
-                return p
-        raise self._error(f"no program named '{name}'")
-
-    def variables_of(self, section_name: str) -> tuple[VarSpec, ...]:
-        """The variables of one global-data section, by offset."""
-        return tuple(v for v in self.variables if v.section_name == section_name)
-
-    def extern(self, name: str) -> ExternSpec:
-        for e in self.externs:
-            if e.name == name:
-                return e
-        raise self._error(f"no extern named '{name}'")
