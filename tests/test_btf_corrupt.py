@@ -20,7 +20,7 @@ from conftest import compile_bpf
 from pybpf import BpfError, BtfError
 from pybpf.btf import Btf, BtfKind
 from pybpf.btf.c_dump import CDumper, dump_c
-from pybpf.btf.c_dump_layout import Layout
+from pybpf.btf.c_dump_layout import TypeLayout
 from pybpf.btf.dump_raw import dump_raw
 from pybpf.btf.ext import BtfExt
 from pybpf.btf.types import BtfVar
@@ -320,7 +320,7 @@ def exercise_c_dump(data: bytes) -> None:
     with contextlib.suppress(BpfError):
         dump_c(btf)
     dumper = CDumper(btf)
-    layout = Layout(btf)
+    layout = TypeLayout(btf)
     for var in btf:
         if isinstance(var, BtfVar):
             with contextlib.suppress(BpfError):

@@ -11,7 +11,7 @@ import pytest
 from conftest import BUILD, FIXTURES, compile_bpf
 from pybpf import BtfError
 from pybpf.btf import Btf, BtfKind
-from pybpf.btf.loading import btf_from_file
+from pybpf.btf.files import btf_from_file
 from pybpf.btf.to_ctypes import CTypesBuilder
 
 

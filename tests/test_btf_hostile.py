@@ -29,7 +29,7 @@ from conftest import bpftool
 from pybpf.btf import Btf, BtfKind
 from pybpf.btf.builder import BtfBuilder
 from pybpf.btf.c_dump import FOOTER, HEADER, CDumper, dump_c, write_c
-from pybpf.btf.c_dump_layout import Layout
+from pybpf.btf.c_dump_layout import TypeLayout
 from pybpf.btf.dedup import dedup
 from pybpf.btf.dump_raw import dump_raw
 from pybpf.btf.types import BtfVar
@@ -147,10 +147,10 @@ def test_cycles_parse_and_dump_raw(name: str) -> None:
 def test_cycles_in_layout_helpers_end(name: str) -> None:
     """Btf's and the dumper's size/alignment helpers: a value, or an error naming the cycle.
 
-    ``Layout.align_of`` was a RecursionError on an ARRAY of itself or a TYPEDEF of itself.
+    ``TypeLayout.align_of`` was a RecursionError on an ARRAY of itself or a TYPEDEF of itself.
     """
     btf, _ = cyclic(name)
-    layout = Layout(btf)
+    layout = TypeLayout(btf)
     for type_id in btf.type_ids():
         for helper in (btf.resolve, btf.skip_modifiers, btf.size_of, btf.align_of,
                        layout.align_of, layout.resolve_size):  # fmt: skip
@@ -167,7 +167,7 @@ def test_self_containing_types_have_no_alignment(name: str) -> None:
     assert isinstance(var, BtfVar)
     target = btf.skip_modifiers(var.type) if name != "const_volatile_loop" else min(ids)
     with pytest.raises(BtfError, match="contains itself") as info:
-        Layout(btf).align_of(target)
+        TypeLayout(btf).align_of(target)
     assert names_a_cycle_type(info.value, ids)
 
 
@@ -202,7 +202,7 @@ def test_dedup_and_reencoding_end(name: str) -> None:
 
 
 def test_long_acyclic_chains_do_not_exhaust_the_stack() -> None:
-    """100,000 typedefs, 3,000 nested anonymous structs: Layout walks them without recursing."""
+    """100,000 typedefs, 3,000 nested anonymous structs: TypeLayout walks them without recursing."""
     raw = RawBtf()
     int_id = raw.add(BtfKind.INT, "int", size_or_type=4, extra=u32(32))
     for i in range(100_000):
@@ -212,11 +212,11 @@ def test_long_acyclic_chains_do_not_exhaust_the_stack() -> None:
     for _ in range(3_000):
         inner = raw.add(BtfKind.STRUCT, "", 1, 4, extra=u32(0, inner, 0))
     btf = parse(raw)
-    layout = Layout(btf)
+    layout = TypeLayout(btf)
     assert layout.align_of(last_typedef) == 4
     assert layout.align_of(inner) == 4
     packed = raw.add(BtfKind.STRUCT, "p", 2, 5, extra=u32(0, int_id, 0, 0, inner, 8))
-    assert Layout(parse(raw)).align_of(packed) == 1  # a member at byte 1: packed
+    assert TypeLayout(parse(raw)).align_of(packed) == 1  # a member at byte 1: packed
 
 
 # ------------------------------------------------------------------------- legal cycles
@@ -265,7 +265,7 @@ def test_cycles_through_named_structs_dump_like_bpftool(tmp_path: Path) -> None:
         if isinstance(var, BtfVar):
             decls[var.name] = dumper.type_declaration(var.type, var.name)
     assert decls == {"head": "struct list *head", "n": "node_t n", "o": "struct ops o"}
-    assert Layout(btf).align_of(btf.find_one("list", BtfKind.STRUCT)) == 8
+    assert TypeLayout(btf).align_of(btf.find_one("list", BtfKind.STRUCT)) == 8
 
 
 # ------------------------------------------------------------------------ huge layouts

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BPFTOOL, BUILD, FIXTURES, bpftool, compile_bpf
-from pybpf.btf.loading import btf_from_elf
+from pybpf.btf.files import btf_from_elf
 from pybpf.elf.reader import ElfFile
 from pybpf.errors import BpfError, CodegenError, ElfError
 from pybpf.obj.object_spec import ObjectSpec

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from conftest import compile_bpf
-from pybpf.btf.to_ctypes import CTypesBuilder, _Bitfield
+from pybpf.btf.to_ctypes import CBitfield, CTypesBuilder
 from pybpf.errors import CodegenError
 from pybpf.object import BpfObject
 from pybpf.skel.codegen import generate
@@ -152,7 +152,7 @@ def _layout(ctype: Any) -> Any:
         fields = [(name, getattr(ctype, name).offset, getattr(ctype, name).size, _layout(t))
                   for name, t, *_ in ctype._fields_]  # fmt: skip
         bits = [(n, b.bit_offset, b.bits, b.signed)
-                for n, b in vars(ctype).items() if isinstance(b, _Bitfield)]  # fmt: skip
+                for n, b in vars(ctype).items() if isinstance(b, CBitfield)]  # fmt: skip
         return (ctypes.sizeof(ctype), fields, bits, list(getattr(ctype, "_anonymous_", ())))
     return (ctypes.sizeof(ctype), getattr(ctype, "_type_", None))
 

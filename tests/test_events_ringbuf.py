@@ -433,7 +433,7 @@ def test_callbacks_on_long_same_size_runs_stop_and_fail_exactly(ring: Fd) -> Non
 
 
 def test_batches_of_more_than_max_batch_records(ring: Fd) -> None:
-    from pybpf.events.ring import MAX_BATCH
+    from pybpf.events.consume_ringbuf import MAX_BATCH
 
     with ringbuf_map(1 << 22) as big, ringbuf_producer(big.fileno(), 16) as prog:
         sizes: list[int] = []

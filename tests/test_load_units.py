@@ -14,7 +14,7 @@ from pybpf.btf.types import BtfDatasec, BtfKind, BtfVar, VarLinkage
 from pybpf.errors import LoadError
 from pybpf.load.btf_sanitize import BtfFeatures, kernel_btf
 from pybpf.load.kconfig import encode_kconfig_value, kconfig_image, parse_kernel_config
-from pybpf.load.relocate import Resolved, relocate_program
+from pybpf.load.program_image import Resolved, relocate_program
 from pybpf.obj.object_spec import ObjectSpec
 from pybpf.obj.specs import ExternKind, ExternSpec, KcfgType
 

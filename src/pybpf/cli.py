@@ -67,7 +67,7 @@ def cmd_btf(args: Sequence[str]) -> int:
     opts = _keywords(args[3:], {"format", "base"})
     fmt = opts.get("format", "raw")
     from pybpf.btf import Btf
-    from pybpf.btf.loading import btf_from_file
+    from pybpf.btf.files import btf_from_file
 
     base_path = opts.get("base")
     if base_path is None and _is_module_btf(path):

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from pybpf.btf.btf import Btf
-from pybpf.btf.c_dump_layout import Layout, guess_pointer_size, padding_fields
+from pybpf.btf.c_dump_layout import TypeLayout, guess_pointer_size, padding_fields
 from pybpf.btf.types import (
     VOID,
     BtfArray,
@@ -135,7 +135,7 @@ class CDumper:
         """``ptr_size`` defaults to libbpf's guess from the size of ``long`` in ``btf``."""
         self.btf = btf
         self._types = btf.types_by_id
-        self.layout = Layout(btf, guess_pointer_size(btf) if ptr_size is None else ptr_size)
+        self.layout = TypeLayout(btf, guess_pointer_size(btf) if ptr_size is None else ptr_size)
         count = btf.end_id
         self._order_state = bytearray(count)
         self._emit_state = bytearray(count)

@@ -43,7 +43,7 @@ _ALIGNED_AS_TARGET = (BtfTypedef, BtfVolatile, BtfConst, BtfRestrict, BtfTypeTag
 
 
 class _Waiting:
-    """A type :meth:`Layout.align_of` is computing: its members are visited one by one.
+    """A type :meth:`TypeLayout.align_of` is computing: its members are visited one by one.
 
     ``composite`` is ``None`` for typedefs, qualifiers and arrays, whose alignment is simply
     the next one found.
@@ -91,7 +91,7 @@ def guess_pointer_size(btf: Btf) -> int:
     return _HOST_POINTER_SIZE if best is None else best[1]
 
 
-class Layout:
+class TypeLayout:
     """Size and alignment queries against one BTF, with a fixed pointer size.
 
     Alignments are memoised: a vmlinux dump asks for the alignment of the same few thousand

@@ -81,7 +81,7 @@ def _field_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-class _Bitfield:
+class CBitfield:
     """A data descriptor reading/writing ``bits`` bits at ``bit_offset`` of a struct.
 
     Bit numbering follows the target's byte order: on little-endian BPF bit 0 is the least
@@ -193,7 +193,7 @@ class CTypesBuilder:
         name = python_name(t.name) if t.name else f"anon_{type_id}"
         fields: list[tuple[str, CType]] = []
         anonymous: list[str] = []
-        bitfields: list[_Bitfield] = []
+        bitfields: list[CBitfield] = []
         expected_offsets: dict[str, int] = {}
         taken: set[str] = set()
         cursor = 0  # next free byte (structs only)
@@ -263,7 +263,7 @@ class CTypesBuilder:
         target = self.btf[self.btf.resolve(member.type)] if member.type else None
         return isinstance(target, BtfInt) and target.nr_bits != target.size * 8
 
-    def _bitfield(self, member: BtfMember, taken: set[str]) -> _Bitfield:
+    def _bitfield(self, member: BtfMember, taken: set[str]) -> CBitfield:
         target = self.btf[self.btf.resolve(member.type)]
         bits = member.bitfield_size
         offset = member.offset
@@ -276,7 +276,7 @@ class CTypesBuilder:
         elif isinstance(target, BtfEnum | BtfEnum64):
             signed = target.signed
         name = _field_name(member.name or "_anon_bitfield", taken)
-        return _Bitfield(name, offset, bits, signed)
+        return CBitfield(name, offset, bits, signed)
 
     def _check_layout(
         self, type_id: int, t: BtfStruct | BtfUnion, cls: CType, offsets: dict[str, int]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pybpf.btf.ext import CoreReloKind
 from pybpf.btf.types import BtfEnum, BtfEnum64, BtfInt, BtfPtr, IntEncoding
+from pybpf.core.access_spec import Spec
 from pybpf.core.btfutil import (
     AnyEnum,
     Composite,
@@ -22,7 +23,6 @@ from pybpf.core.btfutil import (
     skip_mods_and_typedefs,
     type_or_none,
 )
-from pybpf.core.spec import Spec
 
 U64 = (1 << 64) - 1
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from pybpf.btf.btf import Btf
 from pybpf.btf.builder import BtfBuilder, map_type_ids
 from pybpf.btf.ext import BtfExt, CoreReloKind
-from pybpf.btf.loading import btf_from_elf
+from pybpf.btf.files import btf_from_elf
 from pybpf.btf.types import (
     VOID,
     BtfArray,
@@ -40,9 +40,9 @@ from pybpf.btf.types import (
     BtfUnion,
     BtfVolatile,
 )
+from pybpf.core.access_spec import Spec
 from pybpf.core.btfutil import Composite
 from pybpf.core.relocate import CoreRelocator
-from pybpf.core.spec import Spec
 from pybpf.core.target import TargetBtf
 from pybpf.elf.reader import ElfFile
 from pybpf.errors import BtfError, CoreError

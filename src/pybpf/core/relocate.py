@@ -23,10 +23,10 @@ from dataclasses import dataclass, replace
 from pybpf.abi.insn import INSN_SIZE
 from pybpf.btf.btf import Btf
 from pybpf.btf.ext import CoreRelo, CoreReloKind
+from pybpf.core.access_spec import Spec, match_spec, parse_spec
 from pybpf.core.btfutil import SpecError, describe, type_or_none
 from pybpf.core.calc import ReloResult, calc_relo
 from pybpf.core.patch import patch_insn
-from pybpf.core.spec import Spec, match_spec, parse_spec
 from pybpf.core.target import Candidate, TargetBtf
 from pybpf.errors import BtfError, CoreError
 from pybpf.obj.object_spec import ObjectSpec

@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 
 from pybpf.btf.btf import Btf
-from pybpf.btf.loading import btf_from_file
+from pybpf.btf.files import btf_from_file
 from pybpf.btf.types import BtfKind
 from pybpf.core.btfutil import type_or_none
 from pybpf.core.cache import IndexCache, default_cache_dir, read_keyed

@@ -24,7 +24,7 @@ from pybpf.kernel.maps import map_delete_elem, map_update_elem
 from pybpf.kernel.perf import perf_event_enable
 
 from .aio import wait_readable
-from .perfring import CpuRing, LostCallback, PerfConsumer, SampleCallback, consume_cpu
+from .consume_perf import CpuRing, LostCallback, PerfConsumer, SampleCallback, consume_cpu
 from .poller import Poller
 from .source import MapSource, open_map
 from .typed import resolve_event_type

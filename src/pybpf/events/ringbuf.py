@@ -41,8 +41,7 @@ from pybpf.errors import ClosedError, EventError
 
 from .aio import wait_readable
 from .batch import RecordBatch
-from .poller import Poller
-from .ring import (
+from .consume_ringbuf import (
     MAX_BATCH,
     Callback,
     Ring,
@@ -53,6 +52,7 @@ from .ring import (
     read_ready,
     release_views,
 )
+from .poller import Poller
 from .source import open_map
 from .typed import resolve_event_type
 

@@ -32,13 +32,13 @@ from pybpf.kernel.buffers import Bytes
 from pybpf.kernel.events_sys import user_ringbuf_mmap
 from pybpf.kernel.system import page_size
 
-from .poller import Poller
-from .ring import (
+from .consume_ringbuf import (
     BPF_RINGBUF_BUSY_BIT,
     BPF_RINGBUF_DISCARD_BIT,
     BPF_RINGBUF_HDR_SZ,
     release_mapping,
 )
+from .poller import Poller
 from .source import open_map
 from .typed import resolve_event_type
 

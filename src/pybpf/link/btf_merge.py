@@ -42,7 +42,7 @@ from pybpf.btf.types import (
     VarLinkage,
 )
 from pybpf.link.inputs import EXTERN_DATASEC, InputObject
-from pybpf.link.layout import Layout
+from pybpf.link.layout import SectionLayout
 from pybpf.link.symbols import GlobalSymbol, SymbolTable
 
 
@@ -70,7 +70,9 @@ def _compose(first: list[int], then: list[int]) -> IdMap:
 
 
 class _Merger:
-    def __init__(self, inputs: list[InputObject], layout: Layout, table: SymbolTable) -> None:
+    def __init__(
+        self, inputs: list[InputObject], layout: SectionLayout, table: SymbolTable
+    ) -> None:
         self.inputs = [obj for obj in inputs if obj.btf is not None]
         self.layout = layout
         self.table = table
@@ -258,7 +260,9 @@ class _Merger:
         return BtfVarSecInfo(type_id, out.value, size)
 
 
-def merge_btf(inputs: list[InputObject], layout: Layout, table: SymbolTable) -> MergedBtf | None:
+def merge_btf(
+    inputs: list[InputObject], layout: SectionLayout, table: SymbolTable
+) -> MergedBtf | None:
     """The linked, deduplicated BTF, or ``None`` when no input has BTF."""
     merger = _Merger(inputs, layout, table)
     if not merger.inputs:

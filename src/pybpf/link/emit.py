@@ -12,13 +12,13 @@ from pybpf.elf.constants import SectionType
 from pybpf.elf.reader import Relocation
 from pybpf.elf.writer import ElfWriter, WSymbol
 from pybpf.link.btf_merge import MergedBtf
-from pybpf.link.layout import Layout
+from pybpf.link.layout import SectionLayout
 from pybpf.link.relocs import OutRelocation
 from pybpf.link.symbols import OutSymbol, SymbolTable
 
 
 def emit(
-    layout: Layout,
+    layout: SectionLayout,
     table: SymbolTable,
     relocations: dict[str, list[OutRelocation]],
     btf: MergedBtf | None,

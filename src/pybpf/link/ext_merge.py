@@ -18,12 +18,14 @@ from pybpf.btf.ext import BtfExt, CoreRelo, FuncInfo, LineInfo
 from pybpf.errors import LinkError
 from pybpf.link.btf_merge import MergedBtf
 from pybpf.link.inputs import InputObject
-from pybpf.link.layout import Layout
+from pybpf.link.layout import SectionLayout
 
 _R = TypeVar("_R", FuncInfo, LineInfo, CoreRelo)
 
 
-def merge_btf_ext(inputs: list[InputObject], layout: Layout, btf: MergedBtf) -> BtfExt | None:
+def merge_btf_ext(
+    inputs: list[InputObject], layout: SectionLayout, btf: MergedBtf
+) -> BtfExt | None:
     """The linked ``.BTF.ext``, or ``None`` when no input has one."""
     with_ext = [obj for obj in inputs if obj.ext is not None]
     if not with_ext:
@@ -54,7 +56,7 @@ def merge_btf_ext(inputs: list[InputObject], layout: Layout, btf: MergedBtf) -> 
 
 def _append(
     obj: InputObject,
-    layout: Layout,
+    layout: SectionLayout,
     table: Mapping[str, tuple[_R, ...]],
     out: dict[str, list[_R]],
     shift: Callable[[_R, int], _R],

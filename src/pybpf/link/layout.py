@@ -65,7 +65,7 @@ class Placement:
     """True for a deduplicated ``license``/``version`` copy: its bytes were not appended."""
 
 
-class Layout:
+class SectionLayout:
     """Output sections by name, in order of first appearance, and every input's placements."""
 
     def __init__(self) -> None:

@@ -22,7 +22,7 @@ from pybpf.link.btf_merge import merge_btf
 from pybpf.link.emit import emit
 from pybpf.link.ext_merge import merge_btf_ext
 from pybpf.link.inputs import InputObject, load_file, load_input
-from pybpf.link.layout import Layout
+from pybpf.link.layout import SectionLayout
 from pybpf.link.relocs import relocate
 from pybpf.link.symbols import resolve_symbols
 
@@ -50,7 +50,7 @@ class Linker:
         if not self._inputs:
             raise LinkError("nothing to link: no input objects")
         inputs = self._inputs
-        layout = Layout()
+        layout = SectionLayout()
         layout.place_all(inputs)
         table = resolve_symbols(inputs, layout, allow_unresolved=self.allow_unresolved)
         relocations = relocate(inputs, layout, table)

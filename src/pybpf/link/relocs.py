@@ -18,7 +18,7 @@ from pybpf.abi.insn import CALL, INSN_SIZE
 from pybpf.elf.constants import BpfReloc, SymbolType
 from pybpf.errors import LinkError
 from pybpf.link.inputs import InputObject
-from pybpf.link.layout import Layout, OutSection
+from pybpf.link.layout import OutSection, SectionLayout
 from pybpf.link.symbols import OutSymbol, SymbolTable
 
 
@@ -30,7 +30,7 @@ class OutRelocation:
 
 
 def relocate(
-    inputs: list[InputObject], layout: Layout, table: SymbolTable
+    inputs: list[InputObject], layout: SectionLayout, table: SymbolTable
 ) -> dict[str, list[OutRelocation]]:
     """Every kept relocation, by output section name (in input order)."""
     out: dict[str, list[OutRelocation]] = {}

@@ -24,7 +24,7 @@ from pybpf.elf.reader import Symbol
 from pybpf.errors import LinkError
 from pybpf.link.btf_match import btf_types_match
 from pybpf.link.inputs import EXTERN_DATASEC, InputObject
-from pybpf.link.layout import Layout, OutSection
+from pybpf.link.layout import OutSection, SectionLayout
 from pybpf.link.mapdef import map_defs_differ, parse_map_def
 
 
@@ -94,7 +94,7 @@ class SymbolTable:
 
 
 def resolve_symbols(
-    inputs: list[InputObject], layout: Layout, *, allow_unresolved: bool = False
+    inputs: list[InputObject], layout: SectionLayout, *, allow_unresolved: bool = False
 ) -> SymbolTable:
     """Resolve every global; unresolved externs (other than loader externs) are an error
     listing all of them, unless ``allow_unresolved`` (a library its user completes later)."""
@@ -122,7 +122,7 @@ def _files(g: GlobalSymbol) -> list[str]:
     return list(dict.fromkeys(r.where for r in g.refs))
 
 
-def _in_skipped_section(obj: InputObject, sym: Symbol, layout: Layout) -> bool:
+def _in_skipped_section(obj: InputObject, sym: Symbol, layout: SectionLayout) -> bool:
     if sym.shndx == SHN_UNDEF or sym.shndx >= SHN_LORESERVE:
         return False
     placement = layout.placement(obj, sym.shndx)
@@ -141,7 +141,7 @@ def _pick_winner(g: GlobalSymbol) -> None:
     g.winner = strong[0] if strong else weak[0] if weak else g.refs[0]
 
 
-def _ref_section(ref: SymRef, layout: Layout) -> str | None:
+def _ref_section(ref: SymRef, layout: SectionLayout) -> str | None:
     """The section a reference places the symbol in: its ELF section for definitions, its
     BTF DATASEC for externs (none for plain ``extern`` variables and functions)."""
     if not ref.is_extern:
@@ -155,7 +155,7 @@ def _ref_section(ref: SymRef, layout: Layout) -> str | None:
     return info.datasec
 
 
-def _check_participants(g: GlobalSymbol, layout: Layout) -> None:
+def _check_participants(g: GlobalSymbol, layout: SectionLayout) -> None:
     winner = g.winner
     assert winner is not None
     sections = [(r, s) for r in g.refs if (s := _ref_section(r, layout)) is not None]
@@ -198,7 +198,7 @@ def _type_mismatch(g: GlobalSymbol, a: SymRef, b: SymRef) -> str | None:
 
 
 def _build_table(
-    inputs: list[InputObject], layout: Layout, globals_: dict[str, GlobalSymbol]
+    inputs: list[InputObject], layout: SectionLayout, globals_: dict[str, GlobalSymbol]
 ) -> SymbolTable:
     for g in globals_.values():
         g.out = _global_out(g, layout)
@@ -213,7 +213,7 @@ def _build_table(
     return SymbolTable(globals_, locals_, by_input)
 
 
-def _global_out(g: GlobalSymbol, layout: Layout) -> OutSymbol:
+def _global_out(g: GlobalSymbol, layout: SectionLayout) -> OutSymbol:
     winner = g.winner
     assert winner is not None
     sym = winner.sym
@@ -245,7 +245,7 @@ def _global_out(g: GlobalSymbol, layout: Layout) -> OutSymbol:
 def _map_symbol(
     obj: InputObject,
     sym: Symbol,
-    layout: Layout,
+    layout: SectionLayout,
     globals_: dict[str, GlobalSymbol],
     locals_: list[OutSymbol],
     section_syms: dict[str, OutSymbol],

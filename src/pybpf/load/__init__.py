@@ -8,14 +8,14 @@ one job per module, in load order:
 * :mod:`.kconfig` - values of ``__kconfig`` externs from the kernel config;
 * :mod:`.ksyms` - ``__ksym`` externs and kfuncs resolved against kallsyms and kernel BTF;
 * :mod:`.maps` - map creation from specs, global-data initialisation, element access;
-* :mod:`.relocate` - one flat, fully relocated instruction array per entry point (pure);
+* :mod:`.program_image` - one flat, fully relocated instruction array per entry point (pure);
 * :mod:`.programs` - ``BPF_PROG_LOAD`` with func/line info and BTF attach targets;
 * :mod:`.loader` - the sequence, all or nothing (:func:`.loader.load_object`), with CO-RE
   applied first by :mod:`pybpf.core`;
 * :mod:`.attach`, :mod:`.links`, :mod:`.uprobe_target` - attachment and its owners;
-* :mod:`.values` - Python keys and values to map bytes;
+* :mod:`.map_codec` - Python keys and values to map bytes;
 * :mod:`.lifecycle` - binding kernel state onto a :class:`~pybpf.object.BpfObject` in place.
 
-Only :mod:`pybpf.kernel` issues system calls; :mod:`.relocate`, :mod:`.kconfig` and
+Only :mod:`pybpf.kernel` issues system calls; :mod:`.program_image`, :mod:`.kconfig` and
 :mod:`.btf_sanitize` are pure and testable without root.
 """

@@ -30,8 +30,8 @@ from pybpf.load.btf_sanitize import BtfFeatures, KernelBtf, kernel_btf
 from pybpf.load.kconfig import kconfig_image
 from pybpf.load.ksyms import is_kernel_extern, resolve_ksyms
 from pybpf.load.maps import create_map, effective_max_entries, populate_global_data
+from pybpf.load.program_image import Resolved, relocate_program
 from pybpf.load.programs import load_program
-from pybpf.load.relocate import Resolved, relocate_program
 from pybpf.obj.object_spec import ObjectSpec
 from pybpf.obj.specs import ExternKind, MapKind, MapSpec
 

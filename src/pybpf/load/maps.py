@@ -21,7 +21,7 @@ from pybpf.kernel import maps as kmaps
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.mmap import map_mmap
 from pybpf.kernel.system import page_size, possible_cpus
-from pybpf.load.values import percpu_from_bytes, percpu_slot, percpu_to_bytes, to_bytes
+from pybpf.load.map_codec import percpu_from_bytes, percpu_slot, percpu_to_bytes, to_bytes
 from pybpf.obj.specs import MapKind, MapSpec
 
 _NO_BTF_TYPES = frozenset(

@@ -17,7 +17,7 @@ from pybpf.errors import BtfError, LoadError
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.progs import prog_load
 from pybpf.kernel.system import kernel_version
-from pybpf.load.relocate import RelocatedProgram
+from pybpf.load.program_image import RelocatedProgram
 from pybpf.obj.section_defs import SecFlags
 from pybpf.obj.specs import ProgramSpec
 

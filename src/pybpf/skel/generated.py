@@ -14,7 +14,7 @@ import ctypes
 from collections.abc import Mapping, Sequence
 from typing import TypeVar, cast, overload
 
-from pybpf.btf.to_ctypes import _Bitfield
+from pybpf.btf.to_ctypes import CBitfield
 from pybpf.load.links import Link
 from pybpf.object import BpfObject, Map, Program
 from pybpf.skel.description import (
@@ -49,7 +49,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class Bitfield(_Bitfield):
+class Bitfield(CBitfield):
     """A bitfield member of a generated ctypes struct, typed as ``int`` for checkers."""
 
     __slots__ = ()

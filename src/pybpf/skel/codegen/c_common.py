@@ -18,7 +18,7 @@ from typing import Protocol
 from pybpf.abi.sections import KCONFIG
 from pybpf.btf.btf import Btf
 from pybpf.btf.c_dump import CDumper
-from pybpf.btf.c_dump_layout import Layout
+from pybpf.btf.c_dump_layout import TypeLayout
 from pybpf.btf.types import (
     BtfArray,
     BtfConst,
@@ -386,7 +386,7 @@ def datasec_struct(
     which user space may only read.
     """
     strip_mods = sec.name != KCONFIG
-    layout = Layout(btf)
+    layout = TypeLayout(btf)
     lines = [f"\tstruct {obj_name}__{ident} {{\n"]
     off = 0
     pad_cnt = 0

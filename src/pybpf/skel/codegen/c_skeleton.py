@@ -14,8 +14,8 @@ from string import Template
 
 from pybpf.btf.btf import Btf
 from pybpf.btf.c_dump import CDumper
-from pybpf.btf.c_dump_layout import Layout
-from pybpf.btf.loading import btf_from_elf
+from pybpf.btf.c_dump_layout import TypeLayout
+from pybpf.btf.files import btf_from_elf
 from pybpf.errors import CodegenError
 from pybpf.skel.codegen.c_common import (
     ObjectSource,
@@ -313,7 +313,7 @@ def hex_literal(data: bytes) -> str:
 
 def _asserts(obj: OpenedObject, btf: Btf, obj_name: str, path: str | None) -> list[str]:
     """Static asserts on the size of every exposed variable, checked by the host compiler."""
-    layout = Layout(btf)
+    layout = TypeLayout(btf)
     lines = [render(_ASSERT_HEAD, obj=obj_name)]
     for _, ident in mmapable_maps(obj):
         sec = find_datasec_for_map(obj, ident)

@@ -15,7 +15,7 @@ from string import Template
 from pybpf.abi.sections import KCONFIG
 from pybpf.btf.btf import Btf
 from pybpf.btf.c_dump import CDumper
-from pybpf.btf.loading import btf_from_elf
+from pybpf.btf.files import btf_from_elf
 from pybpf.btf.types import BtfArray, BtfFuncProto, BtfPtr
 from pybpf.errors import CodegenError
 from pybpf.skel.codegen.c_common import (

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pybpf.abi.bpf import BPF_OBJ_NAME_LEN
 from pybpf.abi.sections import KCONFIG, KSYMS, MAPS, STRUCT_OPS
 from pybpf.btf.btf import Btf
-from pybpf.btf.c_dump_layout import Layout
+from pybpf.btf.c_dump_layout import TypeLayout
 from pybpf.btf.types import (
     BtfArray,
     BtfConst,
@@ -159,7 +159,7 @@ class _Opener:
         self.btf = btf
         self.obj_name = obj_name
         self.file = elf.path or "<bytes>"
-        self.layout = Layout(btf) if btf is not None else None
+        self.layout = TypeLayout(btf) if btf is not None else None
 
     def error(self, message: str) -> CodegenError:
         return CodegenError(f"{self.file}: {message}")
@@ -257,7 +257,7 @@ class _Opener:
         )
 
     def _kconfig_slot(self, name: str, var: BtfVar) -> tuple[int, int, str]:
-        layout = self.layout if self.layout is not None else Layout(self._btf())
+        layout = self.layout if self.layout is not None else TypeLayout(self._btf())
         size = layout.resolve_size(var.type)
         align = layout.align_of(var.type)
         if size <= 0 or align <= 0:

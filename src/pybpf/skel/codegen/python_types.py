@@ -17,7 +17,7 @@ import keyword
 import re
 from collections.abc import Iterable
 
-from pybpf.btf.to_ctypes import CType, _Bitfield, python_name
+from pybpf.btf.to_ctypes import CBitfield, CType, python_name
 
 _PRIMITIVES: dict[CType, str] = {
     ctypes.c_int8: "ctypes.c_int8",
@@ -221,7 +221,7 @@ class TypeEmitter:
         lines.append("    ]")
         after: list[str] = []
         for attr, value in vars(cls).items():
-            if isinstance(value, _Bitfield):
+            if isinstance(value, CBitfield):
                 make = (
                     f"Bitfield({py_string(attr)}, {value.bit_offset}, {value.bits}, {value.signed})"
                 )

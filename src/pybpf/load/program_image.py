@@ -74,7 +74,7 @@ class Resolved:
     ksyms: Mapping[str, Ksym] = field(default_factory=dict)
 
 
-class _Layout:
+class _ImageBuilder:
     """The flat instruction array of one entry point under construction."""
 
     def __init__(self, obj: ObjectSpec, main: ProgramSpec, resolved: Resolved) -> None:
@@ -255,7 +255,7 @@ def relocate_program(obj: ObjectSpec, prog: ProgramSpec, resolved: Resolved) -> 
     Raises :class:`~pybpf.errors.LoadError` naming the program and instruction when a
     relocation cannot be satisfied.
     """
-    layout = _Layout(obj, prog, resolved)
+    layout = _ImageBuilder(obj, prog, resolved)
     layout.place(prog)
     pending = [func.name for func, _ in layout.order if func.core_relos]
     if pending:

@@ -26,8 +26,8 @@ from pybpf.kernel.fd import Fd
 from pybpf.kernel.perf import perf_event_open_bpf_output
 from pybpf.kernel.system import page_size
 
+from .consume_ringbuf import release_mapping
 from .reader import note_callback_failure
-from .ring import release_mapping
 
 PERF_RECORD_LOST = 2
 PERF_RECORD_SAMPLE = 9
