@@ -1,4 +1,4 @@
-"""Static linking: ``pybpf.link`` vs ``bpftool gen object`` (libbpf's linker, in C).
+"""Static linking: ``pybpf.linker`` vs ``bpftool gen object`` (libbpf's linker, in C).
 
 Two workloads: the test fixture set (three objects with weak/strong/extern symbols across
 files) and a generated set of 50 objects that all include one header of shared types, so
@@ -122,7 +122,7 @@ def _btf_types(path: Path) -> int:
 
 
 def _bench(title: str, inputs: list[Path], repeat: int) -> None:
-    from pybpf.link import link_objects
+    from pybpf.linker import link_objects
 
     ours_out = BUILD / "bench_link_ours.o"
     theirs_out = BUILD / "bench_link_bpftool.o"
@@ -142,8 +142,8 @@ def _bench(title: str, inputs: list[Path], repeat: int) -> None:
     report(
         title,
         [
-            ("pybpf.link (first run)", first * 1e3, "ms"),
-            ("pybpf.link (best)", t_ours * 1e3, "ms"),
+            ("pybpf.linker (first run)", first * 1e3, "ms"),
+            ("pybpf.linker (best)", t_ours * 1e3, "ms"),
             ("bpftool gen object (best)", t_theirs * 1e3, "ms"),
             ("ratio pybpf/bpftool", t_ours / t_theirs, "x"),
             ("BTF types, pybpf", _btf_types(ours_out), ""),

@@ -38,7 +38,7 @@ sys.path.insert(0, sys.argv[1])
 from pybpf.btf import Btf
 from pybpf.btf.c_dump import dump_c
 from pybpf.btf.dump_raw import dump_raw
-from pybpf.link import link_objects
+from pybpf.linker import link_objects
 
 def best(fn, repeat):
     samples = []

@@ -29,7 +29,7 @@ from fuzz.mutators import cached_regions, hostile_text, rename_to
 from fuzz.targets import TARGETS, pack_pair
 from pybpf.elf import ElfFile, SymbolBinding, SymbolType
 from pybpf.errors import BpfError
-from pybpf.link import link_objects
+from pybpf.linker import link_objects
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = WORK / "seeds"

@@ -29,7 +29,7 @@ from pybpf.btf.dump_raw import dump_raw
 from pybpf.btf.ext import BtfExt, CoreRelo
 from pybpf.elf import ElfFile
 from pybpf.errors import BpfError
-from pybpf.link import link_objects
+from pybpf.linker import link_objects
 from pybpf.obj.object_spec import ObjectSpec
 from pybpf.obj.show import format_object
 from pybpf.object import BpfObject

@@ -18,8 +18,8 @@ from pybpf import ElfError
 from pybpf.elf import ElfFile, Relocation, SectionType
 from pybpf.elf.constants import SectionFlags, SymbolBinding, SymbolType
 from pybpf.elf.writer import ElfWriter, WSymbol, rewrite
-from pybpf.link import link_objects
-from test_link import EXPECTED, FIXTURE_SET, run_skeleton_driver
+from pybpf.linker import link_objects
+from test_linker import EXPECTED, FIXTURE_SET, run_skeleton_driver
 
 GENERATED = (SectionType.SHT_STRTAB, SectionType.SHT_SYMTAB, SectionType.SHT_REL)
 
@@ -85,7 +85,7 @@ def test_rewritten_inputs_link_with_libbpf_and_run(tmp_path: Path) -> None:
         path = tmp_path / f"{name}.o"
         path.write_bytes(rewrite(ElfFile.open(compile_bpf(name))))
         rewritten.append(path)
-    # bpftool 7.1 links "strong first" correctly (see test_link).
+    # bpftool 7.1 links "strong first" correctly (see test_linker).
     order = [rewritten[1], rewritten[0], rewritten[2]]
     linked = tmp_path / "bpftool-linked.o"
     bpftool("gen", "object", linked, *order)

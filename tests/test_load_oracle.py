@@ -163,7 +163,7 @@ def _datasec_offsets(btf: Btf, section: str) -> dict[str, int]:
 def test_objects_linked_by_pybpf_in_any_order_match_libbpf(
     driver: Path, tmp_path: Path, order: tuple[str, ...]
 ) -> None:
-    from pybpf.link.linker import link_objects
+    from pybpf.linker.linker import link_objects
 
     out = tmp_path / "load_link.o"
     out.write_bytes(link_objects([compile_bpf(f"load_link_{part}") for part in order]))

@@ -39,7 +39,7 @@ def _link_bpftool(out: Path, inputs: list[Path]) -> None:
 
 
 def _link_pybpf(out: Path, inputs: list[Path]) -> None:
-    from pybpf.link import link_files
+    from pybpf.linker import link_files
 
     link_files(str(out), [str(p) for p in inputs], [])
 

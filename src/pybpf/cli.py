@@ -145,7 +145,7 @@ def _gen_object(args: Sequence[str]) -> int:
             libraries.append(rest.pop(0))
         else:
             inputs.append(word)
-    from pybpf.link import link_files
+    from pybpf.linker import link_files
 
     link_files(output, inputs, libraries=libraries)
     return 0

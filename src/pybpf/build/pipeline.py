@@ -76,7 +76,7 @@ class _Build:
         return outputs
 
     def link(self, item: ObjectConfig, inputs: list[Path], *, library: bool) -> Path:
-        from pybpf.link import link_objects
+        from pybpf.linker import link_objects
 
         output = self.pkg_dir / "bpf" / f"{item.name}.bpf.o"
         try:

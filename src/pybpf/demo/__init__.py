@@ -43,7 +43,7 @@ def demo_object(name: str) -> bytes:
 
 def link_demo_app(app: str = "app_top") -> bytes:
     """Link the library into application ``app`` with pybpf's linker, as ``gen object`` does."""
-    from pybpf.link import link_objects
+    from pybpf.linker import link_objects
 
     names = [f"{app}.bpf.o", "flowlib.bpf.o"]
     return link_objects([(name, demo_object(name)) for name in names])

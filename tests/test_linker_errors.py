@@ -16,7 +16,7 @@ from pybpf import LinkError
 from pybpf.btf.btf import Btf
 from pybpf.btf.types import BtfDatasec, BtfKind
 from pybpf.elf import ElfFile
-from pybpf.link import link_objects
+from pybpf.linker import link_objects
 
 
 def variant(tag: str, *defines: str, license_text: str = "GPL") -> Path:
@@ -146,7 +146,7 @@ def test_missing_input_and_nothing_to_link(tmp_path: Path) -> None:
 
 def test_an_uninstalled_library_is_a_clear_error(tmp_path: Path) -> None:
     from pybpf import BpfError
-    from pybpf.link import link_files
+    from pybpf.linker import link_files
 
     with pytest.raises(BpfError, match="BPF library 'libfoo' is not installed") as info:
         link_files(str(tmp_path / "out.o"), [], ["libfoo"])

@@ -11,10 +11,10 @@ from pybpf.btf.ext import BtfExt
 from pybpf.elf.constants import SectionType
 from pybpf.elf.reader import Relocation
 from pybpf.elf.writer import ElfWriter, WSymbol
-from pybpf.link.btf_merge import MergedBtf
-from pybpf.link.layout import SectionLayout
-from pybpf.link.relocs import OutRelocation
-from pybpf.link.symbols import OutSymbol, SymbolTable
+from pybpf.linker.btf_merge import MergedBtf
+from pybpf.linker.relocs import OutRelocation
+from pybpf.linker.section_layout import SectionLayout
+from pybpf.linker.symbols import OutSymbol, SymbolTable
 
 
 def emit(

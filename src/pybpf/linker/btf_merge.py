@@ -41,9 +41,9 @@ from pybpf.btf.types import (
     FuncLinkage,
     VarLinkage,
 )
-from pybpf.link.inputs import EXTERN_DATASEC, InputObject
-from pybpf.link.layout import SectionLayout
-from pybpf.link.symbols import GlobalSymbol, SymbolTable
+from pybpf.linker.inputs import EXTERN_DATASEC, InputObject
+from pybpf.linker.section_layout import SectionLayout
+from pybpf.linker.symbols import GlobalSymbol, SymbolTable
 
 
 @dataclass(slots=True)

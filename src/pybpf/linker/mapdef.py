@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pybpf.btf.btf import Btf
 from pybpf.btf.types import BtfArray, BtfPtr, BtfStruct, BtfVar
 from pybpf.errors import BpfError
-from pybpf.link.btf_match import btf_types_match
+from pybpf.linker.btf_match import btf_types_match
 
 _UINT_FIELDS = (
     "type",

@@ -22,10 +22,10 @@ from pybpf.abi.sections import LOADER_EXTERN_SECTIONS, MAPS
 from pybpf.elf.constants import SHN_LORESERVE, SHN_UNDEF, SymbolBinding, SymbolType
 from pybpf.elf.reader import Symbol
 from pybpf.errors import LinkError
-from pybpf.link.btf_match import btf_types_match
-from pybpf.link.inputs import EXTERN_DATASEC, InputObject
-from pybpf.link.layout import OutSection, SectionLayout
-from pybpf.link.mapdef import map_defs_differ, parse_map_def
+from pybpf.linker.btf_match import btf_types_match
+from pybpf.linker.inputs import EXTERN_DATASEC, InputObject
+from pybpf.linker.mapdef import map_defs_differ, parse_map_def
+from pybpf.linker.section_layout import OutSection, SectionLayout
 
 
 @dataclass(eq=False, slots=True)

@@ -16,9 +16,9 @@ from typing import TypeVar
 
 from pybpf.btf.ext import BtfExt, CoreRelo, FuncInfo, LineInfo
 from pybpf.errors import LinkError
-from pybpf.link.btf_merge import MergedBtf
-from pybpf.link.inputs import InputObject
-from pybpf.link.layout import SectionLayout
+from pybpf.linker.btf_merge import MergedBtf
+from pybpf.linker.inputs import InputObject
+from pybpf.linker.section_layout import SectionLayout
 
 _R = TypeVar("_R", FuncInfo, LineInfo, CoreRelo)
 

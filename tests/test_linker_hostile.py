@@ -26,7 +26,7 @@ import pytest
 from conftest import compile_bpf
 from pybpf.elf import ElfFile, SectionType, SymbolType
 from pybpf.errors import BpfError, FormatError, LinkError
-from pybpf.link import link_files, link_objects
+from pybpf.linker import link_files, link_objects
 from pybpf.obj.object_spec import ObjectSpec
 
 TESTS = Path(__file__).resolve().parent
@@ -308,7 +308,7 @@ def test_mutated_inputs_under_python_O() -> None:
     run = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
         "if not sys.flags.optimize: sys.exit('python -O did not set sys.flags.optimize')\n"
-        "import test_link_hostile as t\n"
+        "import test_linker_hostile as t\n"
         "t.test_func_whose_type_is_not_a_func_proto()\n"
         "t.test_section_symbol_outside_any_section(t.SHN_ABS)\n"
         "t.test_section_symbol_outside_any_section(t.SHN_XINDEX)\n"

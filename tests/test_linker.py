@@ -20,7 +20,7 @@ from conftest import BPFTOOL, FIXTURES, bpftool, compile_bpf, requires_root
 from pybpf.btf.btf import Btf
 from pybpf.btf.types import BtfDatasec, BtfKind
 from pybpf.elf import ElfFile
-from pybpf.link import link_objects
+from pybpf.linker import link_objects
 
 FIXTURE_SET = ("link_lib1", "link_lib2", "link_app")
 
@@ -262,7 +262,7 @@ def test_extern_map_before_its_definition_keeps_one_map_at_the_definition(
 def test_cli_gen_object_writes_the_linked_object(tmp_path: Path) -> None:
     objs = fixture_objects()
     out = tmp_path / "cli.o"
-    from pybpf.link import link_files
+    from pybpf.linker import link_files
 
     link_files(str(out), [str(objs[n]) for n in FIXTURE_SET], [])
     assert out.read_bytes() == link_objects([objs[n] for n in FIXTURE_SET])

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pybpf.errors import LinkError
-from pybpf.link.btf_merge import merge_btf
-from pybpf.link.emit import emit
-from pybpf.link.ext_merge import merge_btf_ext
-from pybpf.link.inputs import InputObject, load_file, load_input
-from pybpf.link.layout import SectionLayout
-from pybpf.link.relocs import relocate
-from pybpf.link.symbols import resolve_symbols
+from pybpf.linker.btf_merge import merge_btf
+from pybpf.linker.emit import emit
+from pybpf.linker.ext_merge import merge_btf_ext
+from pybpf.linker.inputs import InputObject, load_file, load_input
+from pybpf.linker.relocs import relocate
+from pybpf.linker.section_layout import SectionLayout
+from pybpf.linker.symbols import resolve_symbols
 
 
 class Linker:

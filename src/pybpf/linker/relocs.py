@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pybpf.abi.insn import CALL, INSN_SIZE
 from pybpf.elf.constants import BpfReloc, SymbolType
 from pybpf.errors import LinkError
-from pybpf.link.inputs import InputObject
-from pybpf.link.layout import OutSection, SectionLayout
-from pybpf.link.symbols import OutSymbol, SymbolTable
+from pybpf.linker.inputs import InputObject
+from pybpf.linker.section_layout import OutSection, SectionLayout
+from pybpf.linker.symbols import OutSymbol, SymbolTable
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import pytest
 from conftest import FIXTURES, bpftool, compile_bpf, requires_root
 from pybpf.elf import ElfFile
 from pybpf.elf.constants import SymbolVisibility
-from pybpf.link import link_objects
+from pybpf.linker import link_objects
 
 EXPECTED = {
     "inner_a": 2 + 1000,

@@ -4,6 +4,6 @@
 line's entry point; :class:`Linker` collects inputs one by one.
 """
 
-from pybpf.link.linker import Linker, link_files, link_objects
+from pybpf.linker.linker import Linker, link_files, link_objects
 
 __all__ = ["Linker", "link_files", "link_objects"]

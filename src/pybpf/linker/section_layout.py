@@ -23,7 +23,7 @@ from pybpf.abi.sections import MAPS
 from pybpf.elf.constants import SHN_LORESERVE, SHN_UNDEF, SectionFlags, SectionType
 from pybpf.elf.reader import Section
 from pybpf.errors import LinkError
-from pybpf.link.inputs import InputObject
+from pybpf.linker.inputs import InputObject
 
 DEDUPED_SECTIONS = ("license", "version")
 MAX_SECTION_SIZE = 0xFFFFFFFF
