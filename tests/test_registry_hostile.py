@@ -22,7 +22,7 @@ from conftest import compile_bpf
 from pybpf.cli import main
 from pybpf.obj import ObjectSpec
 from pybpf.registry import LibraryError, find_library, libraries, library_objects
-from test_build_registry import DEMO_LIBRARY, install, site  # noqa: F401 - the site fixture
+from test_packaging_registry import DEMO_LIBRARY, install, site  # noqa: F401 - the site fixture
 
 
 def booby_trap(canary: Path) -> str:

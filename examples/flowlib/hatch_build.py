@@ -1,5 +1,5 @@
 """hatchling custom build hook: pybpf compiles, links and generates (see [tool.pybpf])."""
 
-from pybpf.build.hatch import PybpfBuildHook
+from pybpf.packaging.hatch import PybpfBuildHook
 
 __all__ = ["PybpfBuildHook"]

@@ -1,6 +1,6 @@
 """Installed BPF libraries: Python distributions that ship BPF objects to link against.
 
-A *BPF library package* (built with :mod:`pybpf.build`) installs its linked library object,
+A *BPF library package* (built with :mod:`pybpf.packaging`) installs its linked library object,
 its headers and its Python companion, and announces itself in the ``pybpf.libraries``
 entry-point group::
 

@@ -14,7 +14,7 @@ import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 
-from pybpf.build.config import BuildError
+from pybpf.packaging.config import BuildError
 
 CLANG_CANDIDATES = ("clang-16", "clang", "clang-19", "clang-18", "clang-17", "clang-15", "clang-14")
 INSTALL_HINT = (

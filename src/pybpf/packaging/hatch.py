@@ -3,7 +3,7 @@
 Two ways to turn it on.  Without installing anything but pybpf in the build environment,
 as a hatchling *custom* hook: a two-line ``hatch_build.py`` next to ``pyproject.toml``::
 
-    from pybpf.build.hatch import PybpfBuildHook  # noqa: F401  (hatchling finds it here)
+    from pybpf.packaging.hatch import PybpfBuildHook  # noqa: F401  (hatchling finds it here)
 
 and ``[tool.hatch.build.hooks.custom]`` in ``pyproject.toml``.  Or, when pybpf registers its
 ``hatch`` entry point, by name: ``[tool.hatch.build.hooks.pybpf]``.  Either way the settings
@@ -21,8 +21,8 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from hatchling.plugin import hookimpl
 
-from pybpf.build.config import BuildError
-from pybpf.build.pipeline import build_bpf
+from pybpf.packaging.config import BuildError
+from pybpf.packaging.pipeline import build_bpf
 
 
 class PybpfBuildHook(BuildHookInterface):  # type: ignore[type-arg]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pybpf.build import BuildConfig, BuildError, build_bpf
+from pybpf.packaging import BuildConfig, BuildError, build_bpf
 
 CLANG = shutil.which("clang-16")
 

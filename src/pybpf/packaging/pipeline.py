@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pybpf.build.clang import base_flags, compile_bpf, find_clang, system_include_dirs
-from pybpf.build.config import BuildConfig, BuildError, ObjectConfig
 from pybpf.errors import BpfError
+from pybpf.packaging.clang import base_flags, compile_bpf, find_clang, system_include_dirs
+from pybpf.packaging.config import BuildConfig, BuildError, ObjectConfig
 from pybpf.registry import MANIFEST_FORMAT, MANIFEST_NAME, LibraryInfo, resolve_libraries
 
 
@@ -181,7 +181,7 @@ def build_into(root: str | Path, build_lib: str | Path, scratch: str | Path) -> 
             def run(self) -> None:
                 super().run()
                 with tempfile.TemporaryDirectory() as tmp:
-                    pybpf.build.build_into(".", self.build_lib, tmp)
+                    pybpf.packaging.build_into(".", self.build_lib, tmp)
     """
     written = []
     for wheel_path, path in sorted(build_bpf(root, scratch).files.items()):
