@@ -1,6 +1,6 @@
 """PerfBuffer: consuming BPF_MAP_TYPE_PERF_EVENT_ARRAY maps (``bpf_perf_event_output``).
 
-Each CPU gets its own perf ring (:mod:`.perfring`): a ``PERF_COUNT_SW_BPF_OUTPUT`` event with
+Each CPU gets its own perf ring (:mod:`.consume_perf`): a ``PERF_COUNT_SW_BPF_OUTPUT`` event with
 ``PERF_SAMPLE_RAW`` samples, mapped as one metadata page plus ``2^n`` data pages and stored in
 the map at that CPU's index, which is where ``bpf_perf_event_output(..., BPF_F_CURRENT_CPU,
 ...)`` writes.  All CPU rings share one epoll set; ``close()`` empties the map's slots again.
