@@ -9,8 +9,9 @@ the consumer was behind.  Unlike the BPF ring buffer, the perf data area is mapp
 record crossing its end is copied into one piece before delivery.  ``data_tail`` is published
 once per pass; in a writable mapping that is what tells the kernel the space may be reused.
 
-As in :mod:`.consume_ringbuf`, runs of samples with identical headers (same type, flags and size) are
-recognised with one strided comparison in C and delivered by a loop that only slices and calls.
+As in :mod:`.consume_ringbuf`, runs of samples with identical headers (same type, flags and
+size) are recognised with one strided comparison in C and delivered by a loop that only slices
+and calls.
 """
 
 from __future__ import annotations
