@@ -399,3 +399,16 @@ def test_output_appears_whole_with_the_umask_mode(
     assert stat.S_IMODE(src_mode) == mode
     assert stat.S_IMODE(out.stat().st_mode) == mode
     assert out.read_bytes() == expected
+
+
+@pytest.mark.parametrize(("field", "value", "where"), [(18, 62, "0x12"), (16, 2, "0x10")])
+def test_an_input_that_is_not_a_bpf_relocatable_object_points_at_the_field(
+    field: int, value: int, where: str
+) -> None:
+    """e_machine x86-64, or e_type ET_EXEC: the error names the input and the header field."""
+    data = bytearray(fixture("link_lib2"))
+    struct.pack_into("<H", data, field, value)
+    with pytest.raises(LinkError) as err:
+        link_pair(("lib1.o", fixture("link_lib1")), ("evil.o", bytes(data)))
+    message = str(err.value)
+    assert message.startswith(f"evil.o: offset {where}: ") and str(value) in message

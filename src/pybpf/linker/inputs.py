@@ -120,10 +120,14 @@ def load_input(index: int, path: str, data: bytes) -> InputObject:
         elf = ElfFile(data, path=path, require_bpf=False)
     except BpfError as exc:
         raise LinkError(f"{path}: not a BPF object file: {exc}") from None
-    if elf.machine != 247 or elf.e_type != ElfType.ET_REL:
+    if elf.machine != 247:
         raise LinkError(
-            f"{path}: not a BPF relocatable object (e_machine {elf.machine}, "
-            f"e_type {elf.e_type}; expected EM_BPF and ET_REL)"
+            f"{path}: offset 0x12: not a BPF object (e_machine {elf.machine}, expected EM_BPF)"
+        )
+    if elf.e_type != ElfType.ET_REL:
+        raise LinkError(
+            f"{path}: offset 0x10: not a relocatable object (e_type {elf.e_type}, expected "
+            f"ET_REL, as clang -c and gen object write)"
         )
     if elf.endian != "<":
         raise LinkError(f"{path}: big-endian BPF objects are not supported")
