@@ -201,7 +201,7 @@ def test_ld_imm64_and_call_helpers() -> None:
 
 def test_btf_header_pack_unpack() -> None:
     header = btf.unpack_header(btf.pack_header(12, 5, flags=0))
-    assert header == btf.BtfHeader(btf.BTF_MAGIC, btf.BTF_VERSION, 0, btf.HEADER_SIZE, 0, 12, 12, 5)
+    assert header == (btf.BTF_MAGIC, btf.BTF_VERSION, 0, btf.HEADER_SIZE, 0, 12, 12, 5)
     assert btf.HEADER.size == btf.HEADER_SIZE
     swapped = btf.header_struct(">").pack(*header)
     assert int.from_bytes(swapped[:2], "little") == btf.BTF_MAGIC_SWAPPED

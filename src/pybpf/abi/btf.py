@@ -9,7 +9,6 @@ objects built on this machine and every BTF the kernel takes are host-endian.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
 BTF_MAGIC = 0xEB9F
 """``btf_header.magic`` as read in the blob's own byte order."""
@@ -47,19 +46,6 @@ CORE_RELO = struct.Struct("<IIII")
 """``struct bpf_core_relo``: insn_off, type_id, access_str_off, kind."""
 
 
-class BtfHeader(NamedTuple):
-    """``struct btf_header``, decoded."""
-
-    magic: int
-    version: int
-    flags: int
-    hdr_len: int
-    type_off: int
-    type_len: int
-    str_off: int
-    str_len: int
-
-
 def header_struct(endian: str = "<") -> struct.Struct:
     """The header format in byte order ``endian`` (``"<"`` or ``">"``)."""
     return HEADER if endian == "<" else struct.Struct(endian + _HEADER_FORMAT)
@@ -72,6 +58,13 @@ def pack_header(type_len: int, str_len: int, flags: int = 0) -> bytes:
     )
 
 
-def unpack_header(data: bytes | memoryview, endian: str = "<") -> BtfHeader:
-    """The header at the start of ``data``; the caller checks magic, version and bounds."""
-    return BtfHeader(*header_struct(endian).unpack_from(data, 0))
+def unpack_header(
+    data: bytes | memoryview, endian: str = "<"
+) -> tuple[int, int, int, int, int, int, int, int]:
+    """The header at the start of ``data``, fields in :data:`HEADER`'s order; the caller checks
+    magic, version and bounds.  A plain tuple: ``import pybpf.btf`` must not pay for ``typing``.
+    """
+    magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = header_struct(
+        endian
+    ).unpack_from(data, 0)
+    return magic, version, flags, hdr_len, type_off, type_len, str_off, str_len
