@@ -32,6 +32,7 @@ COMPLETE_ENUMS = (
     "xdp_action",
     "perf_type_id",
     "perf_sw_ids",
+    "btf_func_linkage",
 )
 """Enums of which we list every member the installed header has (ours may be newer)."""
 
@@ -121,6 +122,15 @@ def header_constants() -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     return values, enums
 
 
+PREFIXES: dict[type[Enum], str] = {
+    btf.BtfKind: "BTF_KIND_",
+    btf.IntEncoding: "BTF_INT_",
+    btf.FuncLinkage: "BTF_FUNC_",
+    btf.VarLinkage: "BTF_VAR_",
+}
+"""The BTF enums drop their header prefix, as the map and program types do."""
+
+
 def our_constants() -> dict[str, int]:
     """Every name pybpf.abi defines, spelled as in the headers."""
     ours: dict[str, int] = {}
@@ -133,7 +143,7 @@ def our_constants() -> dict[str, int]:
                     spelled = (
                         uapi_name(member)
                         if isinstance(member, MapType | ProgType | AttachType)
-                        else member_name
+                        else PREFIXES.get(obj, "") + member_name
                     )
                     ours[str(spelled)] = int(member.value)
             elif isinstance(obj, int) and not isinstance(obj, bool) and name.isupper():

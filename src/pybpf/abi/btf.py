@@ -1,4 +1,4 @@
-"""``linux/btf.h``: the BTF blob header and the fixed record formats of ``.BTF``/``.BTF.ext``.
+"""``linux/btf.h``: kinds and linkages, the header and the record formats of ``.BTF``/``.BTF.ext``.
 
 The parser, the encoder, the loader's sanitizer and the feature probes all read or write these
 layouts; defining them once here keeps a header field from being packed two different ways.
@@ -9,6 +9,7 @@ objects built on this machine and every BTF the kernel takes are host-endian.
 from __future__ import annotations
 
 import struct
+from enum import IntEnum, IntFlag
 
 BTF_MAGIC = 0xEB9F
 """``btf_header.magic`` as read in the blob's own byte order."""
@@ -19,6 +20,56 @@ HEADER_SIZE = 24
 """``sizeof(struct btf_header)``; ``hdr_len`` may be larger, with zeroes after."""
 TYPE_HEADER_SIZE = 12
 """``sizeof(struct btf_type)``: ``name_off``, ``info``, ``size``/``type``."""
+
+class BtfKind(IntEnum):
+    """``BTF_KIND_*`` from ``linux/btf.h``."""
+
+    UNKN = 0
+    INT = 1
+    PTR = 2
+    ARRAY = 3
+    STRUCT = 4
+    UNION = 5
+    ENUM = 6
+    FWD = 7
+    TYPEDEF = 8
+    VOLATILE = 9
+    CONST = 10
+    RESTRICT = 11
+    FUNC = 12
+    FUNC_PROTO = 13
+    VAR = 14
+    DATASEC = 15
+    FLOAT = 16
+    DECL_TAG = 17
+    TYPE_TAG = 18
+    ENUM64 = 19
+
+
+class IntEncoding(IntFlag):
+    """``BTF_INT_*`` encoding bits of an INT type."""
+
+    NONE = 0
+    SIGNED = 1 << 0
+    CHAR = 1 << 1
+    BOOL = 1 << 2
+
+
+class FuncLinkage(IntEnum):
+    """``BTF_FUNC_*``: linkage of a FUNC."""
+
+    STATIC = 0
+    GLOBAL = 1
+    EXTERN = 2
+
+
+class VarLinkage(IntEnum):
+    """``BTF_VAR_*``: linkage of a VAR."""
+
+    STATIC = 0
+    GLOBAL_ALLOCATED = 1
+    GLOBAL_EXTERN = 2
+
 
 _HEADER_FORMAT = "HBBIIIII"
 HEADER = struct.Struct("<" + _HEADER_FORMAT)

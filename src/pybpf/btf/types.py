@@ -10,8 +10,14 @@ Type id 0 is ``void`` and is never materialised; :data:`VOID` stands for it.
 
 from __future__ import annotations
 
-from enum import IntEnum, IntFlag
 from operator import attrgetter
+
+# The kinds and linkage numbers are linux/btf.h ABI, defined with the other BTF layouts; the
+# model re-exports them because every user of a type asks for its kind.
+from pybpf.abi.btf import BtfKind as BtfKind
+from pybpf.abi.btf import FuncLinkage as FuncLinkage
+from pybpf.abi.btf import IntEncoding as IntEncoding
+from pybpf.abi.btf import VarLinkage as VarLinkage
 
 TYPE_CHECKING = False
 """``typing`` costs ~7 ms to import; mypy honours any constant named ``TYPE_CHECKING``."""
@@ -24,56 +30,6 @@ else:
 
     def dataclass_transform(**_kwargs: object) -> Any:
         return lambda cls: cls
-
-
-class BtfKind(IntEnum):
-    """``BTF_KIND_*`` from ``linux/btf.h``."""
-
-    UNKN = 0
-    INT = 1
-    PTR = 2
-    ARRAY = 3
-    STRUCT = 4
-    UNION = 5
-    ENUM = 6
-    FWD = 7
-    TYPEDEF = 8
-    VOLATILE = 9
-    CONST = 10
-    RESTRICT = 11
-    FUNC = 12
-    FUNC_PROTO = 13
-    VAR = 14
-    DATASEC = 15
-    FLOAT = 16
-    DECL_TAG = 17
-    TYPE_TAG = 18
-    ENUM64 = 19
-
-
-class IntEncoding(IntFlag):
-    """``BTF_INT_*`` encoding bits of an INT type."""
-
-    NONE = 0
-    SIGNED = 1 << 0
-    CHAR = 1 << 1
-    BOOL = 1 << 2
-
-
-class FuncLinkage(IntEnum):
-    """``BTF_FUNC_*``: linkage of a FUNC."""
-
-    STATIC = 0
-    GLOBAL = 1
-    EXTERN = 2
-
-
-class VarLinkage(IntEnum):
-    """``BTF_VAR_*``: linkage of a VAR."""
-
-    STATIC = 0
-    GLOBAL_ALLOCATED = 1
-    GLOBAL_EXTERN = 2
 
 
 class _ValueFields:

@@ -25,7 +25,7 @@ from pybpf.abi.bpf import (
     MapType,
     ProgType,
 )
-from pybpf.abi.btf import pack_header
+from pybpf.abi.btf import BtfKind, FuncLinkage, IntEncoding, VarLinkage, pack_header
 from pybpf.errors import KernelError
 
 from .attrs import MapCreateAttr
@@ -56,20 +56,6 @@ __all__ = [
 
 # --- a minimal BTF encoder for probe blobs -------------------------------------------------
 
-BTF_KIND_INT = 1
-BTF_KIND_PTR = 2
-BTF_KIND_FUNC = 12
-BTF_KIND_FUNC_PROTO = 13
-BTF_KIND_VAR = 14
-BTF_KIND_DATASEC = 15
-BTF_KIND_FLOAT = 16
-BTF_KIND_DECL_TAG = 17
-BTF_KIND_TYPE_TAG = 18
-BTF_KIND_ENUM64 = 19
-BTF_INT_SIGNED = 1 << 0
-BTF_VAR_GLOBAL_ALLOCATED = 1
-BTF_FUNC_STATIC = 0
-
 _U32X3 = struct.Struct("<III")
 
 
@@ -79,7 +65,7 @@ def _type(name_off: int, kind: int, vlen: int, size_or_type: int) -> bytes:
 
 def _int32(name_off: int) -> bytes:
     # INT extra word: encoding << 24 | offset << 16 | bits
-    return _type(name_off, BTF_KIND_INT, 0, 4) + struct.pack("<I", (BTF_INT_SIGNED << 24) | 32)
+    return _type(name_off, BtfKind.INT, 0, 4) + struct.pack("<I", (IntEncoding.SIGNED << 24) | 32)
 
 
 def _blob(types: bytes, strings: bytes) -> bytes:
@@ -104,32 +90,32 @@ _KIND_PROBES: dict[str, bytes] = {
     "int": _int32(_INT),
     "func": (
         _int32(_INT)  # [1] int
-        + _type(0, BTF_KIND_FUNC_PROTO, 1, 1)  # [2] int (int x)
+        + _type(0, BtfKind.FUNC_PROTO, 1, 1)  # [2] int (int x)
         + struct.pack("<II", _X, 1)
-        + _type(_X, BTF_KIND_FUNC, BTF_FUNC_STATIC, 2)  # [3] static func x (pre-5.6 safe)
+        + _type(_X, BtfKind.FUNC, FuncLinkage.STATIC, 2)  # [3] static func x (pre-5.6 safe)
     ),
     "datasec": (
         _int32(_INT)  # [1]
-        + _type(_X, BTF_KIND_VAR, 0, 1)  # [2] int x
-        + struct.pack("<I", BTF_VAR_GLOBAL_ALLOCATED)
-        + _type(_DATA, BTF_KIND_DATASEC, 1, 4)  # [3] .data { x }
+        + _type(_X, BtfKind.VAR, 0, 1)  # [2] int x
+        + struct.pack("<I", VarLinkage.GLOBAL_ALLOCATED)
+        + _type(_DATA, BtfKind.DATASEC, 1, 4)  # [3] .data { x }
         + struct.pack("<III", 2, 0, 4)
     ),
-    "float": _type(_INT, BTF_KIND_FLOAT, 0, 4),
+    "float": _type(_INT, BtfKind.FLOAT, 0, 4),
     "decl_tag": (
         _int32(_INT)  # [1]
-        + _type(_X, BTF_KIND_VAR, 0, 1)  # [2]
-        + struct.pack("<I", BTF_VAR_GLOBAL_ALLOCATED)
-        + _type(_TAG, BTF_KIND_DECL_TAG, 0, 2)  # [3] tag on x
+        + _type(_X, BtfKind.VAR, 0, 1)  # [2]
+        + struct.pack("<I", VarLinkage.GLOBAL_ALLOCATED)
+        + _type(_TAG, BtfKind.DECL_TAG, 0, 2)  # [3] tag on x
         + struct.pack("<i", -1)
     ),
     "type_tag": (
         _int32(_INT)  # [1]
-        + _type(_TAG, BTF_KIND_TYPE_TAG, 0, 1)  # [2] int __tag
-        + _type(0, BTF_KIND_PTR, 0, 2)  # [3] int __tag *
+        + _type(_TAG, BtfKind.TYPE_TAG, 0, 1)  # [2] int __tag
+        + _type(0, BtfKind.PTR, 0, 2)  # [3] int __tag *
     ),
     "enum64": (
-        _type(_E, BTF_KIND_ENUM64, 1, 8)  # [1] enum e : 8 bytes { x = 1 << 40 }
+        _type(_E, BtfKind.ENUM64, 1, 8)  # [1] enum e : 8 bytes { x = 1 << 40 }
         + struct.pack("<III", _X, 0, 1 << 8)
     ),
 }
