@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -29,6 +30,16 @@ CFLAGS = [
     "-I/usr/include/x86_64-linux-gnu",
     f"-I{FIXTURES}",
 ]
+
+
+def btf_blob(types: bytes, strings: bytes) -> bytes:
+    """A little-endian BTF blob: the 24-byte header, then ``types``, then ``strings``.
+
+    Spelled out here, not taken from pybpf, so the tests build their BTF independently of the
+    encoder they check.
+    """
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    return header + types + strings
 
 
 def compile_bpf(name: str, *extra: str, out_name: str | None = None) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from conftest import BUILD, CLANG, bpftool, compile_bpf
+from conftest import BUILD, CLANG, bpftool, btf_blob, compile_bpf
 from pybpf.btf import Btf
 from pybpf.btf.c_dump import CDumper, dump_c
 from pybpf.btf.types import (
@@ -316,9 +316,7 @@ class RawBtf:
         return b"".join(struct.pack("<III", self.s(n), t, off) for n, t, off in ms)
 
     def encode(self) -> bytes:
-        header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(self.types),
-                             len(self.types), len(self.strings))
-        return header + bytes(self.types) + bytes(self.strings)
+        return btf_blob(bytes(self.types), bytes(self.strings))
 
 
 def compare_raw(raw: RawBtf, tmp_path: Path) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, FIXTURES, compile_bpf
+from conftest import BUILD, FIXTURES, btf_blob, compile_bpf
 from pybpf import BtfError
 from pybpf.btf import Btf, BtfKind
 from pybpf.btf.files import btf_from_file
@@ -111,7 +111,6 @@ def test_forward_declared_struct_is_an_error(tmp_path: Path) -> None:
 
     strings = b"\0opaque\0"
     types = st.pack("<III", 1, BtfKind.FWD << 24, 0)
-    header = st.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
-    fwd = Btf.from_bytes(header + types + strings)
+    fwd = Btf.from_bytes(btf_blob(types, strings))
     with pytest.raises(BtfError, match="forward-declared"):
         CTypesBuilder(fwd).ctype(1)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import btf_blob
 from pybpf.btf import Btf
 
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
@@ -43,7 +44,6 @@ def test_suffix_shared_string_is_found() -> None:
     types = b""
     for name_off in (2, 1):
         types += struct.pack("<III", name_off, BtfKind.INT << 24, 4) + struct.pack("<I", 32)
-    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
-    btf = Btf.from_bytes(header + types + strings)
+    btf = Btf.from_bytes(btf_blob(types, strings))
     assert btf.find("id") == [1]
     assert btf.find("xid") == [2]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from conftest import BUILD, FIXTURES, bpftool, compile_bpf
+from conftest import BUILD, FIXTURES, bpftool, btf_blob, compile_bpf
 from pybpf import BpfError
 from pybpf.btf import Btf, BtfKind
 from pybpf.btf.types import (
@@ -100,10 +100,7 @@ class RawBtf:
 
     def to_bytes(self) -> bytes:
         types = b"".join(self.types)
-        header = struct.pack(
-            "<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(self.strings)
-        )
-        return header + types + bytes(self.strings)
+        return btf_blob(types, bytes(self.strings))
 
 
 def build_split(base: Btf) -> bytes:

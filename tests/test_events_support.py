@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 
+from conftest import btf_blob
 from pybpf.abi import insn as I
 from pybpf.abi.bpf import BpfFuncId, BpfTestRunFlags, MapType, ProgType
 from pybpf.abi.insn import BpfPseudo
@@ -84,8 +85,7 @@ def _btf_for(a: Asm) -> bytes:
         t(0, info(13, 2), 1), struct.pack("<IIII", name["x"], 5, name["ctx"], 2),  # 6 cb proto
         t(name["cb"], info(12, 0), 6),                                     # 7 cb (static)
     ))
-    hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
-    return hdr + types + strings
+    return btf_blob(types, strings)
 
 
 def _load(a: Asm, name: str) -> Fd:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import open_fds, requires_root
+from conftest import btf_blob, open_fds, requires_root
 from pybpf.abi import insn as asm
 from pybpf.abi.bpf import BpfMapUpdateFlags, MapFlags, MapType, ProgType
 from pybpf.errors import KernelError, PermissionDeniedError
@@ -246,8 +246,7 @@ def _int_btf() -> bytes:
     """BTF with one type, ``[1] int``: enough for the key and value of an sk_storage map."""
     types = struct.pack("<IIII", 1, 1 << 24, 4, (1 << 24) | 32)
     strings = b"\0int\0"
-    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
-    return header + types + strings
+    return btf_blob(types, strings)
 
 
 def test_sk_storage_needs_btf() -> None:

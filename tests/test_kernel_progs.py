@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import open_fds, requires_root
+from conftest import btf_blob, open_fds, requires_root
 from pybpf.abi import insn as asm
 from pybpf.abi.bpf import BpfFuncId, MapType, ProgType, XdpAction
 from pybpf.errors import KernelError, LoadError, PermissionDeniedError
@@ -148,8 +148,7 @@ def main_btf() -> bytes:
             struct.pack("<III", MAIN, 12 << 24, 2),
         )
     )
-    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(STRINGS))
-    return header + types + STRINGS
+    return btf_blob(types, STRINGS)
 
 
 def test_btf_load_info_and_readback() -> None:
