@@ -20,6 +20,7 @@ from itertools import accumulate
 from struct import Struct
 
 from pybpf.abi.btf import BTF_MAGIC, BTF_MAGIC_SWAPPED, BTF_VERSION, HEADER_SIZE, TYPE_HEADER_SIZE
+from pybpf.abi.sections import BTF
 from pybpf.btf.types import (
     MODIFIER_KINDS,
     VOID,
@@ -193,7 +194,7 @@ class Btf:
         *,
         base: Btf | None = None,
         file: str | None = None,
-        section: str | None = ".BTF",
+        section: str | None = BTF,
     ) -> None:
         self.file = file
         self.section = section
@@ -216,7 +217,7 @@ class Btf:
         *,
         base: Btf | None = None,
         file: str | None = None,
-        section: str | None = ".BTF",
+        section: str | None = BTF,
     ) -> Btf:
         """Parse BTF from ``data`` (a ``.BTF`` section or a raw BTF file)."""
         return cls(data, base=base, file=file, section=section)

@@ -39,6 +39,7 @@ from pybpf.abi.btf import (
     LINE_INFO,
 )
 from pybpf.abi.insn import INSN_SIZE
+from pybpf.abi.sections import BTF_EXT
 from pybpf.btf.btf import Btf
 from pybpf.errors import BtfError
 
@@ -146,7 +147,7 @@ class BtfExt:
 
     @classmethod
     def from_bytes(
-        cls, data: bytes, btf: Btf, *, file: str | None = None, section: str = ".BTF.ext"
+        cls, data: bytes, btf: Btf, *, file: str | None = None, section: str = BTF_EXT
     ) -> BtfExt:
         """Parse ``data`` (a ``.BTF.ext`` section); names resolve through ``btf``'s strings."""
         return _Parser(bytes(data), btf, file, section).parse()
@@ -205,7 +206,7 @@ class BtfExt:
             lines = block(self.line_info, LINE_INFO.size, enc_line)
             relos = block(self.core_relos, CORE_RELO.size, enc_core)
         except struct.error as exc:  # a value that does not fit its u32 field
-            raise BtfError(f"cannot encode .BTF.ext: {exc}", section=".BTF.ext") from None
+            raise BtfError(f"cannot encode .BTF.ext: {exc}", section=BTF_EXT) from None
         header = struct.pack(
             e + "HBBIIIIIII",
             BTF_MAGIC,

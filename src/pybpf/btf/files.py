@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pybpf.abi.btf import BTF_MAGIC, BTF_MAGIC_SWAPPED
+from pybpf.abi.sections import BTF
 from pybpf.btf.btf import Btf
 from pybpf.elf.constants import ELF_MAGIC
 from pybpf.elf.reader import ElfFile
@@ -16,10 +17,10 @@ from pybpf.errors import BtfError
 
 def btf_from_elf(elf: ElfFile, *, base: Btf | None = None) -> Btf | None:
     """The ``.BTF`` section of ``elf`` parsed, or ``None`` if the object has none."""
-    section = elf.section(".BTF")
+    section = elf.section(BTF)
     if section is None:
         return None
-    btf = Btf.from_bytes(section.data, base=base, file=elf.path, section=".BTF")
+    btf = Btf.from_bytes(section.data, base=base, file=elf.path, section=BTF)
     btf.validate()
     return btf
 

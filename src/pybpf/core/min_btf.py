@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from pybpf.abi.sections import BTF_EXT
 from pybpf.btf.btf import Btf
 from pybpf.btf.builder import BtfBuilder, map_type_ids
 from pybpf.btf.ext import BtfExt, CoreReloKind
@@ -160,7 +161,7 @@ def _object_btf(path: str) -> tuple[Btf, BtfExt | None]:
     btf = btf_from_elf(elf)
     if btf is None:
         raise BtfError("object has no .BTF section", file=path)
-    section = elf.section(".BTF.ext")
+    section = elf.section(BTF_EXT)
     if section is None:
         raise BtfError("object has no .BTF.ext section", file=path)
     return btf, BtfExt.from_bytes(section.data, btf, file=path)

@@ -20,6 +20,7 @@ from itertools import pairwise
 from operator import itemgetter
 from pathlib import Path
 
+from pybpf.abi.sections import LICENSE
 from pybpf.elf.constants import (
     EHDR_SIZE,
     ELF_MAGIC,
@@ -496,7 +497,7 @@ class ElfFile:
     @property
     def license(self) -> str | None:
         """Contents of the ``license`` section, NUL-trimmed."""
-        s = self.section("license")
+        s = self.section(LICENSE)
         if s is None:
             return None
         return s.data.split(b"\0", 1)[0].decode("utf-8", "replace")

@@ -7,6 +7,7 @@ objects with bpftool's see the same shape.
 
 from __future__ import annotations
 
+from pybpf.abi.sections import BTF, BTF_EXT
 from pybpf.btf.ext import BtfExt
 from pybpf.elf.constants import SectionType
 from pybpf.elf.reader import Relocation
@@ -52,9 +53,9 @@ def emit(
             )
     if btf is not None:
         ext_bytes = b"" if ext is None else ext.to_bytes(btf.builder.add_string)
-        w.add_section(".BTF", SectionType.SHT_PROGBITS, 0, btf.builder.encode(), addralign=8)
+        w.add_section(BTF, SectionType.SHT_PROGBITS, 0, btf.builder.encode(), addralign=8)
         if ext_bytes:
-            w.add_section(".BTF.ext", SectionType.SHT_PROGBITS, 0, ext_bytes, addralign=8)
+            w.add_section(BTF_EXT, SectionType.SHT_PROGBITS, 0, ext_bytes, addralign=8)
     return w.to_bytes()
 
 

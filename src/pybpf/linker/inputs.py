@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pybpf.abi.insn import BPF_PSEUDO_CALL, CALL, INSN_SIZE
+from pybpf.abi.sections import BTF, BTF_EXT, TEXT
 from pybpf.btf.btf import Btf
 from pybpf.btf.ext import BtfExt, CoreRelo, FuncInfo, LineInfo
 from pybpf.btf.types import (
@@ -108,10 +109,10 @@ def is_dropped_section(sec: Section) -> bool:
         return True
     if sec.type == SectionType.SHT_LLVM_ADDRSIG or sec.name.startswith(".debug_"):
         return True
-    if sec.name in (".BTF", ".BTF.ext"):
+    if sec.name in (BTF, BTF_EXT):
         return True
     # A file without subprograms still has an empty .text: nothing to contribute.
-    return sec.name == ".text" and sec.type == SectionType.SHT_PROGBITS and sec.size == 0
+    return sec.name == TEXT and sec.type == SectionType.SHT_PROGBITS and sec.size == 0
 
 
 def load_input(index: int, path: str, data: bytes) -> InputObject:
@@ -155,12 +156,12 @@ def load_file(index: int, path: str | Path) -> InputObject:
 
 def _load_btf(elf: ElfFile) -> tuple[Btf | None, list[BtfType], BtfExt | None]:
     """The input's BTF, all its types decoded (every one is checked here, once), its .BTF.ext."""
-    sec = elf.section(".BTF")
+    sec = elf.section(BTF)
     if sec is None:
         return None, [], None
-    btf = Btf.from_bytes(sec.data, file=elf.path, section=".BTF")
+    btf = Btf.from_bytes(sec.data, file=elf.path, section=BTF)
     types = btf.decoded()
-    ext_sec = elf.section(".BTF.ext")
+    ext_sec = elf.section(BTF_EXT)
     ext = None if ext_sec is None else BtfExt.from_bytes(ext_sec.data, btf, file=elf.path)
     return btf, types, ext
 
@@ -212,7 +213,7 @@ def _check_symbols(obj: InputObject) -> None:
             sym.binding == SymbolBinding.STB_LOCAL or sym.type != SymbolType.STT_NOTYPE
         ):
             raise obj.error(f"{where} is an invalid extern (local or typed undefined symbol)")
-        if sym.is_extern and obj.elf.section(".BTF") is None:
+        if sym.is_extern and obj.elf.section(BTF) is None:
             raise obj.error(f"extern {sym.name!r} needs BTF, but the object has no .BTF")
         if sym.type == SymbolType.STT_SECTION and (
             not SHN_UNDEF < sym.shndx < SHN_LORESERVE or sym.value

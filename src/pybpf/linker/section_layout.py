@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pybpf.abi.sections import MAPS
+from pybpf.abi.sections import LICENSE, MAPS
 from pybpf.elf.constants import SHN_LORESERVE, SHN_UNDEF, SectionFlags, SectionType
 from pybpf.elf.reader import Section
 from pybpf.errors import LinkError
 from pybpf.linker.inputs import InputObject
 
-DEDUPED_SECTIONS = ("license", "version")
+DEDUPED_SECTIONS = (LICENSE, "version")
 MAX_SECTION_SIZE = 0xFFFFFFFF
 """Output sections are described by BTF DATASECs and ``.BTF.ext`` offsets, 32-bit fields."""
 

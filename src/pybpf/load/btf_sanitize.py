@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from pybpf.abi.btf import HEADER, TYPE, VAR_SECINFO, pack_header
-from pybpf.abi.sections import KCONFIG, KSYMS
+from pybpf.abi.sections import BTF, KCONFIG, KSYMS
 from pybpf.btf.btf import RECORD_TAIL_SIZE, Btf
 from pybpf.btf.types import VOID, BtfKind, FuncLinkage, VarLinkage
 from pybpf.errors import BtfError, LoadError
@@ -90,7 +90,7 @@ class _RawBtf:
 
     def __init__(self, data: bytes, file: str | None) -> None:
         self.file = file
-        checked = self.checked = Btf.from_bytes(data, file=file, section=".BTF")
+        checked = self.checked = Btf.from_bytes(data, file=file, section=BTF)
         checked.validate()
         if checked.big_endian:
             raise self.error("only little-endian BTF can be loaded on this host", offset=0)
@@ -109,7 +109,7 @@ class _RawBtf:
             at += TYPE.size + fixed + per * (info & 0xFFFF)
 
     def error(self, message: str, *, offset: int | None = None) -> BtfError:
-        return BtfError(message, file=self.file, section=".BTF", offset=offset)
+        return BtfError(message, file=self.file, section=BTF, offset=offset)
 
     # ------------------------------------------------------------------------ accessors
 
@@ -214,7 +214,7 @@ def kernel_btf(obj: ObjectSpec, features: BtfFeatures | None = None) -> KernelBt
 
     ``None`` when the object has no ``.BTF``.  The original BTF is left untouched.
     """
-    section = obj.elf.section(".BTF")
+    section = obj.elf.section(BTF)
     if section is None:
         return None
     raw = _RawBtf(section.data, obj.path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pybpf.abi.sections import BTF
 from pybpf.btf import Btf
 from pybpf.btf.ext import BtfExt
 from pybpf.btf.types import BtfDatasec, BtfKind
@@ -84,7 +85,7 @@ class ParseContext:
         t = self.need_btf(f"DATASEC #{type_id}")[type_id]
         if not isinstance(t, BtfDatasec):
             raise self.error(f"BTF type #{type_id} is a {t.kind.name}, expected DATASEC",
-                             section=".BTF")
+                             section=BTF)
         return t
 
     def first_type_named(self, name: str) -> int:

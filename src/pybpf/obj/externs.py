@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pybpf.abi.sections import KCONFIG, KSYMS, MAPS
+from pybpf.abi.sections import BTF, KCONFIG, KSYMS, MAPS
 from pybpf.btf import Btf
 from pybpf.btf.types import (
     BtfArray,
@@ -65,14 +65,14 @@ def _btf_of_extern(ctx: ParseContext, name: str) -> tuple[int, BtfVar | BtfFunc]
         if isinstance(t, BtfVar):
             if t.linkage is not VarLinkage.GLOBAL_EXTERN:
                 raise ctx.error(f"extern '{name}': BTF VAR #{type_id} is not extern",
-                                section=".BTF")
+                                section=BTF)
             return type_id, t
         if isinstance(t, BtfFunc):
             if t.linkage is not FuncLinkage.EXTERN:
                 raise ctx.error(f"extern '{name}': BTF FUNC #{type_id} is not extern",
-                                section=".BTF")
+                                section=BTF)
             return type_id, t
-    raise ctx.error(f"extern '{name}' has no BTF VAR or FUNC", section=".BTF")
+    raise ctx.error(f"extern '{name}' has no BTF VAR or FUNC", section=BTF)
 
 
 def _datasec_index(ctx: ParseContext, btf: Btf) -> dict[int, str]:

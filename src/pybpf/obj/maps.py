@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, replace
 
 from pybpf.abi.bpf import BPF_OBJ_NAME_LEN, LibbpfPinType, MapFlags, MapType
-from pybpf.abi.sections import KCONFIG, MAPS
+from pybpf.abi.sections import BTF, KCONFIG, MAPS
 from pybpf.btf import Btf
 from pybpf.btf.types import (
     BtfArray,
@@ -260,7 +260,7 @@ def user_maps(ctx: ParseContext) -> list[UserMap]:
     btf = ctx.need_btf("BTF-defined maps", MAPS)
     found = ctx.datasec(MAPS)
     if found is None:
-        raise ctx.error(f"DATASEC '{MAPS}' not found", section=".BTF")
+        raise ctx.error(f"DATASEC '{MAPS}' not found", section=BTF)
     _, datasec = found
     parser = _MapDefParser(ctx, btf)
     result: list[UserMap] = []

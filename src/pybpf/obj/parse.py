@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from pybpf.abi.sections import KCONFIG, LEGACY_MAPS, MAPS
+from pybpf.abi.sections import BTF, BTF_EXT, KCONFIG, LEGACY_MAPS, MAPS, TEXT
 from pybpf.btf import Btf
 from pybpf.btf.ext import BtfExt
 from pybpf.btf.types import VarLinkage
@@ -57,13 +57,13 @@ def _ignored(section: Section) -> bool:
     name = section.name
     if section.type in (SectionType.SHT_STRTAB, SHT_LLVM_ADDRSIG):
         return True
-    if section.type == SectionType.SHT_PROGBITS and section.size == 0 and name == ".text":
+    if section.type == SectionType.SHT_PROGBITS and section.size == 0 and name == TEXT:
         return True
     if name.startswith(".debug_"):
         return True
     if name.startswith(".rel"):
         target = name[4:]
-        if target.startswith(".debug_") or target in (".BTF", ".BTF.ext"):
+        if target.startswith(".debug_") or target in (BTF, BTF_EXT):
             return True
     return False
 
@@ -84,16 +84,16 @@ def _classify_sections(ctx: ParseContext) -> tuple[Section | None, Section | Non
             )
         if name == MAPS:
             ctx.maps_index = section.index
-        elif name in (".BTF", ".BTF.ext"):
+        elif name in (BTF, BTF_EXT):
             if section.type != SectionType.SHT_PROGBITS:
                 raise ctx.error(f"{name} is not SHT_PROGBITS", section=name,
                                 offset=ctx.elf.header_offset(section.index, 4))
-            if name == ".BTF":
+            if name == BTF:
                 btf_section = section
             else:
                 ext_section = section
         elif section.is_exec and section.size > 0:
-            if name == ".text":
+            if name == TEXT:
                 ctx.text_index = section.index
             ctx.code_sections.append(section)
         elif section.size > 0:
@@ -173,7 +173,7 @@ def parse_object(elf: ElfFile, name: str | None = None) -> ObjectParts:
         raise ctx.error("no symbol table (stripped object?)", section=".symtab")
     btf_section, ext_section = _classify_sections(ctx)
     if btf_section is not None:
-        ctx.btf = Btf.from_bytes(btf_section.data, file=ctx.file, section=".BTF")
+        ctx.btf = Btf.from_bytes(btf_section.data, file=ctx.file, section=BTF)
         if ext_section is not None:
             ctx.btf_ext = BtfExt.from_bytes(ext_section.data, ctx.btf, file=ctx.file)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pybpf.abi.bpf import BPF_OBJ_NAME_LEN
-from pybpf.abi.sections import KCONFIG, KSYMS, MAPS, STRUCT_OPS
+from pybpf.abi.sections import KCONFIG, KSYMS, LEGACY_MAPS, MAPS, STRUCT_OPS, TEXT
 from pybpf.btf.btf import Btf
 from pybpf.btf.c_dump_layout import TypeLayout
 from pybpf.btf.types import (
@@ -165,7 +165,7 @@ class _Opener:
         return CodegenError(f"{self.file}: {message}")
 
     def run(self) -> OpenedObject:
-        if self.elf.section("maps") is not None:
+        if self.elf.section(LEGACY_MAPS) is not None:
             raise self.error(
                 "legacy map definitions in the 'maps' section are not supported (libbpf 1.0+)"
             )
@@ -183,12 +183,12 @@ class _Opener:
         for sec in self.elf.sections[1:]:
             if not (sec.is_exec and sec.size > 0):
                 continue
-            if sec.name == ".text":
+            if sec.name == TEXT:
                 text_index = sec.index
             for sym in self.elf.symbols:
                 if sym.index == 0 or sym.shndx != sec.index or sym.type != SymbolType.STT_FUNC:
                     continue
-                if sec.name != ".text" and sym.binding == SymbolBinding.STB_LOCAL:
+                if sec.name != TEXT and sym.binding == SymbolBinding.STB_LOCAL:
                     raise self.error(
                         f"section {sec.name}: program {sym.name!r} is static, which libbpf "
                         "does not support outside .text"
