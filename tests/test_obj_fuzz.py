@@ -151,3 +151,22 @@ def test_an_extern_whose_btf_is_not_extern_names_the_symbol_and_section() -> Non
         ObjectSpec.from_bytes(bytes(data), path="linkage.o")
     assert info.value.file == "linkage.o" and info.value.section == ".BTF"
     assert "extern 'LINUX_KERNEL_VERSION'" in str(info.value)
+
+
+def test_a_map_var_without_its_elf_symbol_is_refused() -> None:
+    """Found by the fuzzer: a ``.maps`` VAR renamed in the BTF only (same length).
+
+    The object used to open with the map placed at its DATASEC offset, and a link of it gave
+    an output that did not open ("map relocation ... finds no map"); libbpf refuses the input
+    ("failed to find symbol for variable").
+    """
+    data = compile_bpf("obj_maps").read_bytes()
+    btf = ElfFile.from_bytes(data).section(".BTF")
+    assert btf is not None
+    start = btf.offset
+    at = data.index(b"\0om_array\0", start, start + btf.size) + 1
+    renamed = data[:at] + b"om_arraX" + data[at + 8 :]
+    with pytest.raises(ObjectError) as info:
+        ObjectSpec.from_bytes(renamed, path="renamed.o")
+    assert info.value.file == "renamed.o" and info.value.section == ".BTF"
+    assert "'om_arraX' has no ELF symbol" in str(info.value)

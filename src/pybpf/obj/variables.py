@@ -45,8 +45,15 @@ def placed(ctx: ParseContext, datasec: BtfDatasec, section_index: int) -> list[B
         var = ctx.btf[info.type]
         if isinstance(var, BtfVar) and var.linkage is VarLinkage.GLOBAL_ALLOCATED:
             sym = _var_symbol(ctx, var.name, section_index)
-            if sym is not None:
-                info = BtfVarSecInfo(info.type, sym.value, info.size or sym.size)
+            if sym is None:
+                # Nothing in the object refers to a VAR without its symbol, and a linker
+                # places the VAR by that symbol: libbpf refuses it too ("failed to find
+                # symbol for variable").
+                raise ctx.error(
+                    f"DATASEC '{datasec.name}': variable '{var.name}' has no ELF symbol",
+                    section=".BTF",
+                )
+            info = BtfVarSecInfo(info.type, sym.value, info.size or sym.size)
         result.append(info)
     return result
 
