@@ -121,11 +121,11 @@ def test_demo_refuses_without_root_cleanly(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_demo_explains_a_kernel_without_bpf(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pybpf.kernel.features
+    import pybpf.probes
     from pybpf.demo import run_demo
 
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(pybpf.kernel.features, "has_bpf_syscall", lambda: False)
+    monkeypatch.setattr(pybpf.probes, "has_bpf_syscall", lambda: False)
     err = io.StringIO()
     assert run_demo(1, out=io.StringIO(), err=err) == 1
     assert "does not offer the bpf() system call" in err.getvalue()

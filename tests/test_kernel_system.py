@@ -1,4 +1,4 @@
-"""pybpf.kernel probes, system facts, error mapping, descriptors and the instruction encoder;
+"""pybpf.kernel system facts, error mapping, descriptors and the instruction encoder;
 bpftool is the oracle where it can see what we created."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from conftest import bpftool, open_fds, requires_root
 from pybpf.abi import insn as asm
 from pybpf.abi.bpf import BpfCmd, MapType, ProgType
 from pybpf.errors import KernelError, NotSupportedError, PermissionDeniedError
-from pybpf.kernel import features
+from pybpf.kernel import system
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.maps import map_create, map_get_info_by_fd, map_lookup_and_delete_elem
 from pybpf.kernel.progs import prog_get_info_by_fd, prog_load
@@ -50,9 +50,9 @@ def test_kernel_version_parsing_quirks() -> None:
 def test_system_facts_match_the_machine() -> None:
     uname = os.uname().release
     major, minor = (int(x) for x in uname.split(".")[:2])
-    assert features.kernel_version() >> 8 == (major << 8) + minor
-    assert features.page_size() == os.sysconf("SC_PAGE_SIZE")
-    assert features.possible_cpus() >= (os.cpu_count() or 1)
+    assert system.kernel_version() >> 8 == (major << 8) + minor
+    assert system.page_size() == os.sysconf("SC_PAGE_SIZE")
+    assert system.possible_cpus() >= (os.cpu_count() or 1)
 
 
 def test_insn_encoding_matches_the_kernel_layout() -> None:
@@ -77,27 +77,6 @@ def test_fd_adopt_moves_off_stdio() -> None:
     finally:
         os.dup2(saved, 0)
         os.close(saved)
-
-
-# --- probes --------------------------------------------------------------------------------
-
-
-@requires_root
-def test_feature_probes_on_a_modern_kernel() -> None:
-    feats = features.kernel_features()
-    assert feats.btf
-    if feats.kernel_version >= kernel_version_code(6, 0, 0):
-        # every kind and feature probed here predates 6.0
-        assert feats.btf_func and feats.btf_datasec and feats.btf_float
-        assert feats.btf_decl_tag and feats.btf_type_tag and feats.btf_enum64
-        assert feats.global_data and feats.mmapable_arrays and feats.ringbuf
-        assert feats.bpf_cookie and feats.perf_link
-    assert features.has_bpf_syscall()
-    assert features.map_type_supported(MapType.HASH)
-    assert not features.map_type_supported(MapType.UNSPEC)
-    assert features.prog_type_supported(ProgType.XDP)
-    with pytest.raises(ValueError):
-        features.btf_kind_supported("nonsense")
 
 
 # --- errors --------------------------------------------------------------------------------

@@ -21,14 +21,16 @@ import signal
 import sys
 import time
 from importlib import resources
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
+from pybpf import probes
+from pybpf.data.demo.app_top_skel import AppTop
+from pybpf.data.demo.companion import Flow
 from pybpf.demo.render import Frame, make_renderer
 from pybpf.demo.workload import Workload
 from pybpf.errors import BpfError
-
-if TYPE_CHECKING:
-    from pybpf.data.demo.app_top_skel import AppTop
+from pybpf.linker import link_objects
+from pybpf.object import BpfObject
 
 __all__ = ["link_demo_app", "open_demo_app", "run_demo"]
 
@@ -43,8 +45,6 @@ def demo_object(name: str) -> bytes:
 
 def link_demo_app(app: str = "app_top") -> bytes:
     """Link the library into application ``app`` with pybpf's linker, as ``gen object`` does."""
-    from pybpf.linker import link_objects
-
     names = [f"{app}.bpf.o", "flowlib.bpf.o"]
     return link_objects([(name, demo_object(name)) for name in names])
 
@@ -55,9 +55,6 @@ def open_demo_app(out: TextIO | None = None) -> AppTop:
     The skeleton embeds the object linked when pybpf was built; linking again must give
     the same bytes (the linker is deterministic), which the demo says when ``out`` is given.
     """
-    from pybpf.data.demo.app_top_skel import AppTop
-    from pybpf.object import BpfObject
-
     linked = link_demo_app("app_top")
     if out is not None:
         same = "identical to" if linked == AppTop.object_bytes() else "DIFFERENT from"
@@ -75,9 +72,7 @@ def _preflight(err: TextIO) -> bool:
             "run it as root, e.g. sudo pybpf demo\n"
         )
         return False
-    from pybpf.kernel.features import has_bpf_syscall
-
-    if not has_bpf_syscall():
+    if not probes.has_bpf_syscall():
         err.write(
             "pybpf demo: this kernel does not offer the bpf() system call "
             "(CONFIG_BPF_SYSCALL is off, or BPF is disabled here)\n"
@@ -103,8 +98,6 @@ def run_demo(seconds: float, out: TextIO | None = None, err: TextIO | None = Non
 
 
 def _run(seconds: float, out: TextIO, err: TextIO) -> int:
-    from pybpf.data.demo.companion import Flow
-
     skel = open_demo_app(out)
     workload = Workload()
     interrupted = False

@@ -13,7 +13,7 @@ Modules, one job each:
 * :mod:`.maps`, :mod:`.progs`, :mod:`.btf`, :mod:`.objs`, :mod:`.links` - the commands;
 * :mod:`.verifier` - load-with-log policy and the load errors carrying the verifier log;
 * :mod:`.perf`, :mod:`.fs`, :mod:`.mmap` - perf events, bpffs/tracefs, mapped arrays;
-* :mod:`.system`, :mod:`.features` - machine facts and cached kernel feature probes.
+* :mod:`.system` - machine facts (the feature probes sit above, in :mod:`pybpf.probes`).
 """
 
 from .fd import Fd, FdLike

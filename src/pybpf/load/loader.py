@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pybpf.abi.bpf import LibbpfPinType, MapType, ProgType
+from pybpf.core import TargetBtf, relocate_object
 from pybpf.errors import KernelError, LoadError
 from pybpf.kernel.btf import btf_load
 from pybpf.kernel.fd import Fd
-from pybpf.kernel.features import kernel_features
 from pybpf.kernel.fs import BPFFS, ensure_bpffs
 from pybpf.kernel.maps import map_get_info_by_fd, map_update_elem
 from pybpf.kernel.mmap import map_mmap
@@ -34,16 +34,17 @@ from pybpf.load.program_image import Resolved, relocate_program
 from pybpf.load.programs import load_program
 from pybpf.obj.object_spec import ObjectSpec
 from pybpf.obj.specs import ExternKind, MapKind, MapSpec
+from pybpf.probes import kernel_features
 
 
 def running_kernel_btf_features() -> BtfFeatures:
-    """:class:`BtfFeatures` from the kernel layer's probes (run once per process)."""
+    """:class:`BtfFeatures` from :mod:`pybpf.probes`, one field per probe (run once per process)."""
     f = kernel_features()
     return BtfFeatures(
         func=f.btf_func,
-        func_global=f.btf_func and f.btf_float,  # global funcs (5.6) predate FLOAT (5.13)
+        func_global=f.btf_func_global,
         datasec=f.btf_datasec,
-        qmark_datasec=f.btf_enum64,  # '?' DATASEC names and ENUM64 both arrived in 6.0
+        qmark_datasec=f.btf_qmark_datasec,
         float=f.btf_float,
         decl_tag=f.btf_decl_tag,
         type_tag=f.btf_type_tag,
@@ -219,8 +220,6 @@ def _relocate_core(
     """
     if not any(p.core_relos for p in (*obj.programs, *obj.subprograms)):
         return obj
-    from pybpf.core import TargetBtf, relocate_object
-
     overrides = autoload or {}
     skip = {p.name for p in obj.programs if not overrides.get(p.name, p.autoload)}
     target = (
