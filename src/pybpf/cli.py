@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
+from pybpf import __version__
 from pybpf.errors import BpfError
 
 USAGE = """\
@@ -66,6 +67,7 @@ def cmd_btf(args: Sequence[str]) -> int:
     path = args[2]
     opts = _keywords(args[3:], {"format", "base"})
     fmt = opts.get("format", "raw")
+    # Lazy, as in every handler here: only this command needs it; `pybpf --help` stays instant.
     from pybpf.btf import Btf
     from pybpf.btf.files import btf_from_file
 
@@ -76,11 +78,11 @@ def cmd_btf(args: Sequence[str]) -> int:
     base_btf = Btf.from_path(base_path) if base_path else None
     btf = btf_from_file(path, base=base_btf)
     if fmt == "raw":
-        from pybpf.btf.dump_raw import dump_raw
+        from pybpf.btf.dump_raw import dump_raw  # lazy: only this format needs it
 
         _write(dump_raw(btf))
     elif fmt == "c":
-        from pybpf.btf.c_dump import write_c
+        from pybpf.btf.c_dump import write_c  # lazy: only this format needs it
 
         write_c(btf, _write)
     else:
@@ -97,6 +99,7 @@ def cmd_object(args: Sequence[str]) -> int:
     if len(args) < 2 or args[0] != "show":
         raise UsageError("expected: object show FILE [--json]")
     opts = _keywords(args[2:], set(), frozenset({"--json"}))
+    # Lazy: only this command needs the object model.
     from pybpf.obj.object_spec import ObjectSpec
     from pybpf.obj.show import format_object
 
@@ -124,7 +127,7 @@ def _gen_skeleton(kind: str, args: Sequence[str]) -> int:
     path = args[0]
     opts = _keywords(args[1:], {"name", "lang"})
     lang = opts.get("lang", "c")
-    from pybpf.skel.codegen import generate
+    from pybpf.skel.codegen import generate  # lazy: only this command needs the generators
 
     _write(generate(kind, path, name=opts.get("name"), lang=lang))
     return 0
@@ -145,7 +148,7 @@ def _gen_object(args: Sequence[str]) -> int:
             libraries.append(rest.pop(0))
         else:
             inputs.append(word)
-    from pybpf.linker import link_files
+    from pybpf.linker import link_files  # lazy: only this command needs the linker
 
     link_files(output, inputs, libraries=libraries)
     return 0
@@ -154,7 +157,7 @@ def _gen_object(args: Sequence[str]) -> int:
 def _gen_min_core_btf(args: Sequence[str]) -> int:
     if len(args) < 3:
         raise UsageError("expected: gen min_core_btf INPUT OUTPUT OBJECT [OBJECT...]")
-    from pybpf.core.min_btf import write_min_core_btf
+    from pybpf.core.min_btf import write_min_core_btf  # lazy: only this command needs CO-RE
 
     write_min_core_btf(args[0], args[1], list(args[2:]))
     return 0
@@ -162,14 +165,12 @@ def _gen_min_core_btf(args: Sequence[str]) -> int:
 
 def cmd_demo(args: Sequence[str]) -> int:
     opts = _keywords(args, {"seconds"})
-    from pybpf.demo import run_demo
+    from pybpf.demo import run_demo  # lazy: the demo imports the whole runtime
 
     return run_demo(seconds=float(opts.get("seconds", "5")))
 
 
 def cmd_version(args: Sequence[str]) -> int:
-    from pybpf import __version__
-
     _write(f"pybpf {__version__}\n")
     return 0
 

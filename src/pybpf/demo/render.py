@@ -92,6 +92,7 @@ class RichRenderer:
             self._live.__exit__(None, None, None)
 
     def _table(self, frame: Frame) -> Any:
+        # Lazy: rich is optional, and only this renderer (chosen when it imports) uses it.
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
@@ -128,7 +129,7 @@ Renderer = PlainRenderer | RichRenderer
 def make_renderer(out: TextIO = sys.stdout, *, force_plain: bool = False) -> Renderer:
     """Rich when ``out`` is a terminal and rich is importable; plain text otherwise."""
     if not force_plain and out.isatty():
-        try:
+        try:  # lazy: rich is an optional dependency
             from rich.console import Console
             from rich.live import Live
         except ImportError:
