@@ -14,7 +14,23 @@ import pytest
 from conftest import bpftool, open_fds, requires_root
 from pybpf.abi import insn as asm
 from pybpf.abi.bpf import BpfCmd, MapType, ProgType
-from pybpf.errors import KernelError, NotSupportedError, PermissionDeniedError
+from pybpf.errors import (
+    BTF_LOAD_ERRORS,
+    ENOTSUPP,
+    PROG_LOAD_ERRORS,
+    BtfLoadError,
+    BtfLoadNotSupportedError,
+    BtfLoadPermissionError,
+    ErrorFamily,
+    KernelError,
+    LoadError,
+    NotSupportedError,
+    PermissionDeniedError,
+    ProgLoadError,
+    ProgLoadNotSupportedError,
+    ProgLoadPermissionError,
+    kernel_error,
+)
 from pybpf.kernel import system
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.maps import map_create, map_get_info_by_fd, map_lookup_and_delete_elem
@@ -95,6 +111,39 @@ def test_errno_picks_the_error_class() -> None:
     assert bad_fd.value.command == BpfCmd.BPF_OBJ_GET_INFO_BY_FD.name
     assert not isinstance(bad_fd.value, PermissionDeniedError)
     assert isinstance(bad_fd.value, OSError)
+
+
+@pytest.mark.parametrize(
+    ("family", "err", "expected", "denied"),
+    [
+        (PROG_LOAD_ERRORS, errno.EACCES, ProgLoadError, False),  # the verifier's verdict
+        (PROG_LOAD_ERRORS, errno.EPERM, ProgLoadPermissionError, True),
+        (PROG_LOAD_ERRORS, ENOTSUPP, ProgLoadNotSupportedError, False),
+        (BTF_LOAD_ERRORS, errno.EACCES, BtfLoadPermissionError, True),
+        (BTF_LOAD_ERRORS, errno.EOPNOTSUPP, BtfLoadNotSupportedError, False),
+        (BTF_LOAD_ERRORS, errno.EINVAL, BtfLoadError, False),
+    ],
+)
+def test_one_errno_table_for_the_load_families(
+    family: ErrorFamily, err: int, expected: type[KernelError], denied: bool
+) -> None:
+    exc = kernel_error("BPF_X", err, "what", family=family, program="p", log="line 1\n")
+    assert type(exc) is expected
+    assert isinstance(exc, LoadError) and isinstance(exc, KernelError)
+    assert isinstance(exc, PermissionDeniedError) == denied
+    assert isinstance(exc, NotSupportedError) == (err in (ENOTSUPP, errno.EOPNOTSUPP))
+    assert (exc.command, exc.errno, exc.program, exc.log) == ("BPF_X", err, "p", "line 1\n")
+    assert str(exc).startswith("BPF_X failed: ")
+    assert str(exc).endswith(": what\n--- verifier log ---\nline 1")
+
+
+def test_plain_errors_keep_their_message() -> None:
+    assert str(LoadError("no such map")) == "no such map"
+    assert str(LoadError("bad", program="p", log="why")) == "bad\n--- verifier log ---\nwhy"
+    assert type(kernel_error("BPF_X", errno.EACCES)) is PermissionDeniedError
+    assert type(kernel_error("BPF_X", errno.EINVAL)) is KernelError  # EINVAL is not mapped
+    unsupported = kernel_error("BPF_X", ENOTSUPP)
+    assert str(unsupported) == "BPF_X failed: ENOTSUPP (Operation not supported)"
 
 
 def test_unprivileged_bpf_is_permission_denied() -> None:

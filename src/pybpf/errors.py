@@ -5,7 +5,8 @@ and nothing else.  Parsing errors carry *where* the problem is (file, section, o
 user holding a corrupt or unexpected object can find the bytes at fault without a debugger;
 kernel errors carry the ``bpf()`` command and errno.  The modules that raise an error also
 re-export it under its old path (``pybpf.events.EventError``, ``pybpf.skel.runtime.SkeletonError``,
-``pybpf.kernel.verifier.ProgLoadError``...), so either import works.
+``pybpf.kernel.verifier.ProgLoadError``...), so either import works.  Which class an errno
+becomes is decided in one table, :func:`kernel_error`, per command family.
 
 ::
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+from typing import Any, Final, NamedTuple
 
 ENOTSUPP = 524
 """The kernel-internal "not supported" errno that leaks out of bpf(); libc has no name for it."""
@@ -159,15 +161,17 @@ class LoadError(BpfError):
     """Loading an object into the kernel failed.
 
     For verifier rejections ``program`` names the program and ``log`` holds the verifier log.
+    Positional arguments go on along the MRO (a message for a plain LoadError; command, errno
+    and detail for :class:`ProgLoadError` and :class:`BtfLoadError`, which are KernelErrors
+    too), so this ``__init__`` composes with :class:`KernelError`'s instead of replacing it.
     """
 
-    def __init__(self, message: str, *, program: str | None = None, log: str = "") -> None:
+    def __init__(self, *args: Any, program: str | None = None, log: str = "") -> None:
         self.program = program
         self.log = log
-        text = message
+        super().__init__(*args)
         if log:
-            text = f"{message}\n--- verifier log ---\n{log.rstrip()}"
-        super().__init__(text)
+            self.args = (f"{self.args[0]}\n--- verifier log ---\n{log.rstrip()}",)
 
 
 class KernelError(BpfError, OSError):
@@ -183,7 +187,7 @@ class KernelError(BpfError, OSError):
         message = f"{command} failed: {name} ({text})"
         if detail:
             message += f": {detail}"
-        OSError.__init__(self, err, message)
+        super().__init__(err, message)  # OSError's: sets errno and strerror
         self.args = (message,)
 
     def __str__(self) -> str:
@@ -202,26 +206,7 @@ class NotSupportedError(KernelError):
     """
 
 
-class _KernelLoadError(LoadError, KernelError):
-    """A load the kernel refused: errno and command like KernelError, log like LoadError."""
-
-    def __init__(
-        self, command: str, err: int, detail: str, *, program: str | None, log: str
-    ) -> None:
-        # Not cooperative on purpose: LoadError.__init__ would chain into KernelError's.
-        KernelError.__init__(self, command, err, detail)
-        self.program = program
-        self.log = log
-        text = str(self.args[0])
-        if log:
-            text = f"{text}\n--- verifier log ---\n{log.rstrip()}"
-        self.args = (text,)
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class ProgLoadError(_KernelLoadError):
+class ProgLoadError(LoadError, KernelError):
     """``BPF_PROG_LOAD`` failed; ``log`` is the verifier log, ``program`` the program name."""
 
 
@@ -233,7 +218,7 @@ class ProgLoadNotSupportedError(ProgLoadError, NotSupportedError):
     """``BPF_PROG_LOAD`` refused with EOPNOTSUPP/ENOTSUPP."""
 
 
-class BtfLoadError(_KernelLoadError):
+class BtfLoadError(LoadError, KernelError):
     """``BPF_BTF_LOAD`` failed; ``log`` is the kernel's BTF verifier log."""
 
 
@@ -245,10 +230,53 @@ class BtfLoadNotSupportedError(BtfLoadError, NotSupportedError):
     """``BPF_BTF_LOAD`` refused with EOPNOTSUPP/ENOTSUPP."""
 
 
-def kernel_error(command: str, err: int, detail: str = "") -> KernelError:
-    """Build the most specific :class:`KernelError` subclass for ``err``."""
-    if err in (_errno.EPERM, _errno.EACCES):
-        return PermissionDeniedError(command, err, detail)
-    if err in (_errno.EOPNOTSUPP, ENOTSUPP):
-        return NotSupportedError(command, err, detail)
-    return KernelError(command, err, detail)
+class ErrorFamily(NamedTuple):
+    """The classes one command's failures come in, and which errnos mean 'not allowed'."""
+
+    error: type[KernelError]
+    permission: type[KernelError]
+    unsupported: type[KernelError]
+    permission_errnos: frozenset[int] = frozenset({_errno.EPERM, _errno.EACCES})
+
+
+UNSUPPORTED_ERRNOS: Final = frozenset({_errno.EOPNOTSUPP, ENOTSUPP})
+"""What "the running kernel lacks this" looks like; EINVAL is not in it (see
+:class:`NotSupportedError`)."""
+
+KERNEL_ERRORS: Final = ErrorFamily(KernelError, PermissionDeniedError, NotSupportedError)
+"""Any command but the loads."""
+PROG_LOAD_ERRORS: Final = ErrorFamily(
+    ProgLoadError,
+    ProgLoadPermissionError,
+    ProgLoadNotSupportedError,
+    # EACCES from BPF_PROG_LOAD is the verifier's verdict 'unsafe program', not a permission
+    # problem; only EPERM (no privilege, or a program type refused here) is.
+    frozenset({_errno.EPERM}),
+)
+BTF_LOAD_ERRORS: Final = ErrorFamily(BtfLoadError, BtfLoadPermissionError, BtfLoadNotSupportedError)
+
+
+def kernel_error(
+    command: str,
+    err: int,
+    detail: str = "",
+    *,
+    family: ErrorFamily = KERNEL_ERRORS,
+    program: str | None = None,
+    log: str = "",
+) -> KernelError:
+    """Build the most specific error of ``family`` for ``err``: the one errno table.
+
+    ``program`` and ``log`` are for the load families (:data:`PROG_LOAD_ERRORS`,
+    :data:`BTF_LOAD_ERRORS`), whose classes are also :class:`LoadError`.
+    """
+    if err in family.permission_errnos:
+        cls = family.permission
+    elif err in UNSUPPORTED_ERRNOS:
+        cls = family.unsupported
+    else:
+        cls = family.error
+    if issubclass(cls, LoadError):
+        load: dict[str, Any] = {"program": program, "log": log}
+        return cls(command, err, detail, **load)
+    return cls(command, err, detail)

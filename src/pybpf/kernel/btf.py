@@ -6,12 +6,13 @@ import ctypes
 from dataclasses import dataclass
 
 from pybpf.abi.bpf import BpfCmd
+from pybpf.errors import BTF_LOAD_ERRORS, kernel_error
 
 from .attrs import BtfLoadAttr
 from .buffers import Bytes, address
 from .fd import Fd, FdLike
 from .infos import BpfBtfInfo, obj_get_info_by_fd
-from .verifier import DEFAULT_LOG_SIZE, Loaded, LogFields, btf_load_error, load_with_log
+from .verifier import DEFAULT_LOG_SIZE, Loaded, LogFields, load_with_log
 
 
 def _set_log(attr: ctypes.Structure, buf: int, size: int, level: int) -> None:
@@ -41,7 +42,9 @@ def btf_load(
     )
     del keep
     if ret < 0:
-        raise btf_load_error(err, log)
+        raise kernel_error(
+            BpfCmd.BPF_BTF_LOAD.name, err, "BTF", family=BTF_LOAD_ERRORS, program=None, log=log
+        )
     return Loaded(Fd.adopt(ret, "btf"), log)
 
 

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 from pybpf.abi.bpf import AttachType, BpfCmd, BpfProgLoadFlags, ProgType
 from pybpf.abi.insn import INSN_SIZE
-from pybpf.errors import kernel_error
+from pybpf.errors import PROG_LOAD_ERRORS, kernel_error
 
 from .attrs import ProgBindMapAttr, ProgLoadAttr, TestRunAttr
 from .buffers import Bytes, address, obj_name
 from .fd import Fd, FdLike, raw_fd
 from .infos import BpfProgInfo, obj_get_info_by_fd
 from .syscall import bpf, bpf_raw
-from .verifier import DEFAULT_LOG_SIZE, Loaded, LogFields, load_with_log, prog_load_error
+from .verifier import DEFAULT_LOG_SIZE, Loaded, LogFields, load_with_log
 
 
 def _set_log(attr: ctypes.Structure, buf: int, size: int, level: int) -> None:
@@ -100,7 +100,15 @@ def prog_load(
         BpfCmd.BPF_PROG_LOAD, attr, _PROG_LOG, log_level=log_level, log_size=log_size
     )
     if ret < 0:
-        raise prog_load_error(err, name or None, log)
+        what = f"program {name!r}" if name else "program"
+        raise kernel_error(
+            BpfCmd.BPF_PROG_LOAD.name,
+            err,
+            what,
+            family=PROG_LOAD_ERRORS,
+            program=name or None,
+            log=log,
+        )
     return Loaded(Fd.adopt(ret, f"prog {name!r}" if name else "prog"), log)
 
 

@@ -12,7 +12,8 @@ Failures raise :class:`ProgLoadError` / :class:`BtfLoadError`, which are at once
 :class:`~pybpf.errors.KernelError` (carrying command and errno); EPERM (and, for BTF,
 EACCES) and EOPNOTSUPP pick the matching :class:`~pybpf.errors.PermissionDeniedError` /
 :class:`~pybpf.errors.NotSupportedError` flavour so that ``except`` clauses written against
-either tree work.
+either tree work.  The errno table is :func:`pybpf.errors.kernel_error`'s, with the load
+families :data:`~pybpf.errors.PROG_LOAD_ERRORS` and :data:`~pybpf.errors.BTF_LOAD_ERRORS`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from pybpf.abi.bpf import BpfCmd
-from pybpf.errors import ENOTSUPP
 from pybpf.errors import BtfLoadError as BtfLoadError
 from pybpf.errors import BtfLoadNotSupportedError as BtfLoadNotSupportedError
 from pybpf.errors import BtfLoadPermissionError as BtfLoadPermissionError
@@ -46,36 +46,6 @@ class Loaded(NamedTuple):
 
     fd: Fd
     log: str
-
-
-_PERMISSION = (errno.EPERM, errno.EACCES)
-_UNSUPPORTED = (errno.EOPNOTSUPP, ENOTSUPP)
-
-
-def prog_load_error(err: int, name: str | None, log: str) -> ProgLoadError:
-    """The most specific :class:`ProgLoadError` for ``err``.
-
-    Unlike other commands, EACCES is *not* a permission problem here: it is the verifier's
-    verdict 'unsafe program'.  Only EPERM (no privilege, or a program type this kernel
-    refuses, such as trampoline programs on some machines) is.
-    """
-    cls: type[ProgLoadError] = ProgLoadError
-    if err == errno.EPERM:
-        cls = ProgLoadPermissionError
-    elif err in _UNSUPPORTED:
-        cls = ProgLoadNotSupportedError
-    what = f"program {name!r}" if name else "program"
-    return cls(BpfCmd.BPF_PROG_LOAD.name, err, what, program=name, log=log)
-
-
-def btf_load_error(err: int, log: str) -> BtfLoadError:
-    """The most specific :class:`BtfLoadError` for ``err``."""
-    cls: type[BtfLoadError] = BtfLoadError
-    if err in _PERMISSION:
-        cls = BtfLoadPermissionError
-    elif err in _UNSUPPORTED:
-        cls = BtfLoadNotSupportedError
-    return cls(BpfCmd.BPF_BTF_LOAD.name, err, "BTF", program=None, log=log)
 
 
 class LogFields(NamedTuple):
