@@ -21,16 +21,17 @@ import signal
 import sys
 import time
 from importlib import resources
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pybpf import probes
-from pybpf.data.demo.app_top_skel import AppTop
-from pybpf.data.demo.companion import Flow
 from pybpf.demo.render import Frame, make_renderer
 from pybpf.demo.workload import Workload
 from pybpf.errors import BpfError
 from pybpf.linker import link_objects
 from pybpf.object import BpfObject
+
+if TYPE_CHECKING:
+    from pybpf.data.demo.app_top_skel import AppTop
 
 __all__ = ["link_demo_app", "open_demo_app", "run_demo"]
 
@@ -55,6 +56,10 @@ def open_demo_app(out: TextIO | None = None) -> AppTop:
     The skeleton embeds the object linked when pybpf was built; linking again must give
     the same bytes (the linker is deterministic), which the demo says when ``out`` is given.
     """
+    # Lazy, like Flow in _run: the generated skeletons (object bytes inside) load only once
+    # the preflight has passed, so a machine without BPF gets its explanation at once.
+    from pybpf.data.demo.app_top_skel import AppTop
+
     linked = link_demo_app("app_top")
     if out is not None:
         same = "identical to" if linked == AppTop.object_bytes() else "DIFFERENT from"
@@ -98,6 +103,8 @@ def run_demo(seconds: float, out: TextIO | None = None, err: TextIO | None = Non
 
 
 def _run(seconds: float, out: TextIO, err: TextIO) -> int:
+    from pybpf.data.demo.companion import Flow  # lazy: a generated subskeleton, see above
+
     skel = open_demo_app(out)
     workload = Workload()
     interrupted = False

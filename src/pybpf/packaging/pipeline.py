@@ -16,9 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from pybpf.errors import BpfError
+from pybpf.linker import link_objects
 from pybpf.packaging.clang import base_flags, compile_bpf, find_clang, system_include_dirs
 from pybpf.packaging.config import BuildConfig, BuildError, ObjectConfig
-from pybpf.registry import MANIFEST_FORMAT, MANIFEST_NAME, LibraryInfo, resolve_libraries
+from pybpf.registry import (
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    LibraryInfo,
+    Requirement,
+    resolve_libraries,
+)
+from pybpf.skel.codegen import generate
 
 
 @dataclass
@@ -76,8 +84,6 @@ class _Build:
         return outputs
 
     def link(self, item: ObjectConfig, inputs: list[Path], *, library: bool) -> Path:
-        from pybpf.linker import link_objects
-
         output = self.pkg_dir / "bpf" / f"{item.name}.bpf.o"
         try:
             output.write_bytes(link_objects(inputs, allow_unresolved=library))
@@ -87,8 +93,6 @@ class _Build:
         return output
 
     def generate(self, kind: str, item: ObjectConfig, obj: Path) -> None:
-        from pybpf.skel.codegen import generate
-
         try:
             text = generate(kind, obj, name=item.name, lang="python")
         except BpfError as exc:
@@ -150,8 +154,6 @@ class _Build:
 
 
 def _name_of(requirement: str) -> str:
-    from pybpf.registry import Requirement
-
     return Requirement.parse(requirement).name
 
 
