@@ -82,8 +82,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature("btf_func", (5, 0), _btf_kind("func")),
     Feature("btf_func_global", (5, 6), _btf_kind("func_global")),
     Feature("btf_datasec", (5, 2), _btf_kind("datasec")),
-    # '?' as the first character of a DATASEC name: "bpf: allow '?' at the beginning of
-    # DATASEC names" (Eduard Zingerman, bpf-next, March 2024), merged for 6.9.
+    # '?' as the first character of a DATASEC name: bd70a8fb7ca4 "bpf: Allow all printable
+    # characters in BTF DATASEC names" (bpf-next pull of 2024-03-11, the 6.9 merge window,
+    # with libbpf's FEAT_BTF_QMARK_DATASEC); not 6.0, whatever ENUM64 says.
     Feature("btf_qmark_datasec", (6, 9), _btf_kind("qmark_datasec")),
     Feature("btf_float", (5, 13), _btf_kind("float")),
     Feature("btf_decl_tag", (5, 16), _btf_kind("decl_tag")),
