@@ -133,9 +133,7 @@ class _Projection:
         maps = self._maps(datasecs)
         # libbpf 1.1 makes a lone .text function an entry program; the stable fix in
         # bpftool 7.1's libbpf does not.
-        text = self.spec.elf.section(TEXT)
-        text_index = text.index if text is not None else -1
-        programs = tuple(p.name for p in self.spec.programs if p.section_index != text_index)
+        programs = tuple(p.name for p in self.spec.programs if p.section_name != TEXT)
         return OpenedObject(self.obj_name, self.spec.btf, tuple(maps), programs, datasecs)
 
     # ----------------------------------------------------------------------------- externs
