@@ -30,14 +30,9 @@ from pybpf.abi.sections import KCONFIG, KSYMS, STRUCT_OPS, TEXT
 from pybpf.btf.btf import Btf
 from pybpf.btf.types import (
     BtfArray,
-    BtfConst,
     BtfEnum64,
     BtfInt,
-    BtfRestrict,
-    BtfTypedef,
-    BtfTypeTag,
     BtfVar,
-    BtfVolatile,
     VarLinkage,
 )
 from pybpf.errors import CodegenError
@@ -106,16 +101,6 @@ def opened_view(spec: ObjectSpec, obj_name: str) -> OpenedObject:
     return _Projection(spec, obj_name).run()
 
 
-def skip_mods_and_typedefs(btf: Btf, type_id: int) -> int:
-    """Follow typedefs and qualifiers down to the type that gives the layout."""
-    for _ in range(64):
-        t = btf[type_id] if type_id else None
-        if not isinstance(t, BtfTypedef | BtfVolatile | BtfConst | BtfRestrict | BtfTypeTag):
-            return type_id
-        type_id = t.type
-    return type_id
-
-
 class _Projection:
     """One object spec, seen through libbpf 6.1's policy."""
 
@@ -159,8 +144,8 @@ class _Projection:
         integers whose BTF encoding is a bitfield."""
         btf = self.spec.btf
         assert btf is not None and e.kind is ExternKind.KCONFIG  # kconfig externs have BTF
-        t = btf[skip_mods_and_typedefs(btf, e.target_type_id)]
-        elem = btf[skip_mods_and_typedefs(btf, t.type)] if isinstance(t, BtfArray) else t
+        t = btf[btf.resolve(e.target_type_id)]
+        elem = btf[btf.resolve(t.type)] if isinstance(t, BtfArray) else t
         unsupported = isinstance(elem, BtfEnum64) or (
             isinstance(elem, BtfInt) and (elem.bits_offset or elem.nr_bits != elem.size * 8)
         )

@@ -22,7 +22,6 @@ from pybpf.skel.codegen.bpftool_view import (
     OpenedObject,
     SecVar,
     opened_view,
-    skip_mods_and_typedefs,
 )
 from pybpf.skel.codegen.c_common import (
     ObjectSource,
@@ -202,7 +201,7 @@ def _datasecs(obj: OpenedObject, btf: Btf, obj_name: str, path: str | None) -> l
 
 
 def _needs_typeof(btf: Btf, type_id: int) -> bool:
-    target_id = skip_mods_and_typedefs(btf, type_id)
+    target_id = btf.resolve(type_id)
     target = btf[target_id] if target_id else None
     if isinstance(target, BtfArray):
         return True
