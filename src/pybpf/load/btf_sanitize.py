@@ -97,7 +97,6 @@ class _RawBtf:
             raise self.error("only little-endian BTF can be loaded on this host", offset=0)
         fields = unpack_header(data)
         _magic, _version, flags, hdr_len, type_off, type_len, str_off, str_len = fields
-        self.hdr_len = hdr_len
         self.types = bytearray(data[hdr_len + type_off : hdr_len + type_off + type_len])
         self.strings = bytearray(data[hdr_len + str_off : hdr_len + str_off + str_len])
         self.flags = flags
@@ -135,9 +134,6 @@ class _RawBtf:
                 f"type #{type_id} ({self.checked.describe(type_id)}): {what} {value} does not "
                 "fit in 32 bits"
             )
-
-    def u32(self, type_id: int, extra_offset: int) -> int:
-        return int(_U32.unpack_from(self.types, self.pos[type_id] + TYPE.size + extra_offset)[0])
 
     def set_u32(self, type_id: int, extra_offset: int, value: int) -> None:
         _U32.pack_into(self.types, self.pos[type_id] + TYPE.size + extra_offset, value)
