@@ -30,6 +30,7 @@ from pybpf.abi.sections import KCONFIG, KSYMS, STRUCT_OPS, TEXT
 from pybpf.btf.btf import Btf
 from pybpf.btf.types import (
     BtfArray,
+    BtfDatasec,
     BtfEnum64,
     BtfInt,
     BtfVar,
@@ -38,7 +39,7 @@ from pybpf.btf.types import (
 from pybpf.errors import CodegenError
 from pybpf.obj.maps import user_map_name
 from pybpf.obj.object_spec import ObjectSpec
-from pybpf.obj.specs import ExternKind, ExternSpec
+from pybpf.obj.specs import ExternSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,7 @@ class _Projection:
         """What libbpf 1.1 accepts beyond 6.1's ``find_kcfg_type``: ENUM64 tristates, and
         integers whose BTF encoding is a bitfield."""
         btf = self.spec.btf
-        assert btf is not None and e.kind is ExternKind.KCONFIG  # kconfig externs have BTF
+        assert btf is not None  # the object model refuses externs without BTF
         t = btf[btf.resolve(e.target_type_id)]
         elem = btf[btf.resolve(t.type)] if isinstance(t, BtfArray) else t
         unsupported = isinstance(elem, BtfEnum64) or (
@@ -161,6 +162,9 @@ class _Projection:
             return result
         for type_id, entries in self.spec.datasec_entries.items():
             name = btf.name_of(type_id)
+            if name not in (KCONFIG, KSYMS) and self._unsized(btf, type_id, name):
+                # libbpf 6.1's btf_fixup_datasec takes the size from the ELF section
+                raise self.error(f"DATASEC {name!r} has no ELF section to take its size from")
             out: list[SecVar] = []
             for info in entries:
                 var = btf[info.type]
@@ -177,6 +181,13 @@ class _Projection:
             out.sort(key=lambda v: v.offset)
             result[type_id] = DataSec(type_id, name, tuple(out))
         return result
+
+    def _unsized(self, btf: Btf, type_id: int, name: str) -> bool:
+        datasec = btf[type_id]
+        if not isinstance(datasec, BtfDatasec) or datasec.size:
+            return False
+        section = self.spec.elf.section(name)
+        return section is None or section.size == 0
 
     # ----------------------------------------------------------------------------- maps
 
