@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from conftest import BPFTOOL, BUILD, FIXTURES, bpftool, compile_bpf
-from pybpf.btf.files import btf_from_elf
 from pybpf.elf.reader import ElfFile
 from pybpf.errors import BpfError, CodegenError, ElfError
+from pybpf.obj.maps import internal_map_name, user_map_name
 from pybpf.obj.object_spec import ObjectSpec
 from pybpf.skel.codegen import (
     default_object_name,
@@ -28,8 +28,8 @@ from pybpf.skel.codegen import (
     generate_c_skeleton,
     generate_c_subskeleton,
 )
+from pybpf.skel.codegen.bpftool_view import opened_view
 from pybpf.skel.codegen.c_skeleton import hex_literal
-from pybpf.skel.codegen.libbpf_view import internal_map_name, open_object, user_map_name
 
 pytestmark = pytest.mark.oracle
 
@@ -179,15 +179,15 @@ def test_struct_ops_maps_match_bpftool(tmp_path: Path) -> None:
     assert "\t\tstruct bpf_map *cc_two;\n\t} maps;" in generate("skeleton", path)
 
 
-def test_view_agrees_with_the_object_model(objects: dict[str, Path]) -> None:
-    """The codegen's libbpf view and :class:`ObjectSpec` name the same maps and programs.
+def test_view_is_a_projection_of_the_object_model(objects: dict[str, Path]) -> None:
+    """bpftool's view, projected from :class:`ObjectSpec`, names the same maps and programs.
 
     Except ``.bss.*`` sections: libbpf 1.1 maps them, the libbpf inside bpftool 7.1 (whose
     headers we reproduce) does not.
     """
     for key in ("globals", "strings", "lib", "final1", "final2"):
         spec = ObjectSpec.from_path(objects[key])
-        view = open_object(spec.elf, btf_from_elf(spec.elf), spec.name)
+        view = opened_view(spec, spec.name)
         spec_maps = [m.name for m in spec.maps if not m.section_name.startswith(".bss.")]
         assert [m.name for m in view.maps] == spec_maps
         assert list(view.programs) == [p.name for p in spec.programs]
@@ -267,8 +267,7 @@ def test_custom_sections_keep_their_full_name_for_user_space() -> None:
 
 
 def test_library_view_lists_maps_and_programs_in_libbpf_order(objects: dict[str, Path]) -> None:
-    elf = ElfFile.open(objects["final1"])
-    view = open_object(elf, btf_from_elf(elf), "")
+    view = opened_view(ObjectSpec.from_path(objects["final1"]), "")
     assert [m.name for m in view.maps] == [
         "lib_map2", ".data", ".rodata", ".data.custom", ".bss", ".kconfig",
     ]  # fmt: skip

@@ -15,7 +15,7 @@ from elftools.elf.relocation import RelocationSection
 
 from conftest import bpftool, compile_bpf
 from pybpf.abi.bpf import MapFlags, MapType
-from pybpf.btf.types import BtfFunc, VarLinkage
+from pybpf.btf.types import BtfDatasec, BtfFunc, VarLinkage
 from pybpf.errors import BpfError, ObjectError
 from pybpf.obj import ExternKind, KcfgType, MapKind, ObjectSpec, RelocKind
 from pybpf.obj.maps import internal_map_name
@@ -107,6 +107,46 @@ def test_weak_then_strong_trusts_the_symbol_table(tmp_path: Path) -> None:
     assert int.from_bytes(image[shared.offset : shared.offset + 4], "little") == 2
     relocs = [r for p in spec.programs for r in p.relocations if r.symbol == "ow_shared"]
     assert relocs and all(r.target_offset == shared.offset for r in relocs)
+
+
+def _placed(spec: ObjectSpec) -> dict[str, tuple[str, int]]:
+    """Every DATASEC entry by VAR name: (DATASEC name, placed offset)."""
+    assert spec.btf is not None
+    return {
+        spec.btf.name_of(info.type): (spec.btf.name_of(sec_id), info.offset)
+        for sec_id, entries in spec.datasec_entries.items()
+        for info in entries
+    }
+
+
+@pytest.mark.parametrize("fixture", ["obj_data", "obj_maps"])
+def test_datasec_entries_agree_with_variables_maps_and_externs(fixture: str) -> None:
+    """One placement of every DATASEC entry: where the variable, map or kconfig slot is."""
+    spec = ObjectSpec.from_path(compile_bpf(fixture))
+    assert spec.btf is not None
+    datasecs = [i for i in spec.btf.type_ids() if spec.btf.kind_of(i).name == "DATASEC"]
+    assert sorted(spec.datasec_entries) == datasecs
+    placed = _placed(spec)
+    for v in spec.variables:
+        assert placed[v.name] == (v.section_name, v.offset), v
+    for m in spec.maps:
+        if not m.is_internal:
+            assert placed[m.name] == (".maps", m.def_offset), m
+    for e in spec.externs:
+        if e.kind is ExternKind.KCONFIG:
+            assert placed[e.name] == (".kconfig", e.offset), e
+
+
+def test_weak_then_strong_datasec_entry_is_placed_at_the_symbol(tmp_path: Path) -> None:
+    out = tmp_path / "weak.o"
+    bpftool("gen", "object", out, compile_bpf("obj_weak1"), compile_bpf("obj_weak2"))
+    spec = ObjectSpec.from_path(out)
+    assert spec.btf is not None
+    data = spec.btf[spec.btf.find_one(".data")]
+    assert isinstance(data, BtfDatasec)
+    stale = next(v.offset for v in data.vars if spec.btf.name_of(v.type) == "ow_shared")
+    symbol = _symbols(out)["ow_shared"][1]
+    assert stale != symbol and _placed(spec)["ow_shared"] == (".data", symbol)
 
 
 # ------------------------------------------------------------------------------ programs

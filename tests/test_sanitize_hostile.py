@@ -1,8 +1,9 @@
 """The load-time BTF sanitizer on hostile input: only located `BpfError`s may come out.
 
 `kernel_btf` rewrites an object's ``.BTF`` for the kernel.  Here the object model (maps,
-variables, externs) comes from a real fixture while the bytes of its ``.BTF`` section are
-corrupted in place, which is what the sanitizer meets when a file is damaged or crafted:
+variables, externs) comes from a real fixture while the bytes of its ``.BTF`` section (and the
+BTF the model opened from them) are corrupted in place, which is what the sanitizer meets when
+a file is damaged or crafted:
 whatever it is given, it either returns BTF that parses back, or raises a `BpfError` naming
 the file and the type or offset at fault.
 """
@@ -42,7 +43,9 @@ def btf_bytes(spec: ObjectSpec) -> bytes:
 
 
 def with_btf(spec: ObjectSpec, data: bytes) -> ObjectSpec:
-    """``spec`` whose ELF carries ``data`` (same length or shorter) as its ``.BTF``.
+    """``spec`` whose ELF carries ``data`` (same length or shorter) as its ``.BTF``, and whose
+    BTF is ``data`` as the object model opens it (decoded lazily: most damage is left for the
+    sanitizer's full decode to find).
 
     Shorter data is written over the start of the section and the section header's
     ``sh_size`` shrunk to match, so truncation needs no new ELF layout.
@@ -54,7 +57,8 @@ def with_btf(spec: ObjectSpec, data: bytes) -> ObjectSpec:
     (shoff,) = struct.unpack_from("<Q", image, 0x28)
     (shentsize,) = struct.unpack_from("<H", image, 0x3A)
     struct.pack_into("<Q", image, shoff + section.index * shentsize + 0x20, len(data))
-    return dataclasses.replace(spec, elf=ElfFile(bytes(image), path=spec.path))
+    btf = Btf.from_bytes(data, file=spec.path, section=".BTF")
+    return dataclasses.replace(spec, elf=ElfFile(bytes(image), path=spec.path), btf=btf)
 
 
 def sanitize(spec: ObjectSpec, features: BtfFeatures) -> Btf:
@@ -90,9 +94,12 @@ def patch_u32(data: bytes, offset: int, value: int) -> bytes:
     return bytes(mutated)
 
 
-def expect_located(spec: ObjectSpec, features: BtfFeatures, message: str) -> BtfError:
+def expect_located(
+    spec: ObjectSpec, features: BtfFeatures, message: str, data: bytes | None = None
+) -> BtfError:
+    """``spec`` (with ``data`` as its BTF, if given) is refused with a located BtfError."""
     with pytest.raises(BtfError, match=message) as info:
-        kernel_btf(spec, features)
+        kernel_btf(spec if data is None else with_btf(spec, data), features)
     assert info.value.file == spec.path and info.value.section == ".BTF"
     return info.value
 
@@ -102,8 +109,8 @@ def expect_located(spec: ObjectSpec, features: BtfFeatures, message: str) -> Btf
 
 def test_truncated_btf_is_a_btf_error(spec: ObjectSpec) -> None:
     """Was struct.error (header unpacked from 10 bytes)."""
-    mutant = with_btf(spec, btf_bytes(spec)[:10])
-    assert expect_located(mutant, BtfFeatures(), "truncated header").offset == 0
+    err = expect_located(spec, BtfFeatures(), "truncated header", btf_bytes(spec)[:10])
+    assert err.offset == 0
 
 
 def test_name_offset_past_the_strings_is_a_btf_error(spec: ObjectSpec) -> None:
@@ -111,8 +118,8 @@ def test_name_offset_past_the_strings_is_a_btf_error(spec: ObjectSpec) -> None:
     data = btf_bytes(spec)
     btf = Btf.from_bytes(data)
     bss = first_datasec(btf, ".bss")
-    mutant = with_btf(spec, patch_u32(data, type_offset(data, btf, bss), 0x7FFFFFF0))
-    expect_located(mutant, BtfFeatures(), rf"type #{bss}: name string offset 2147483632")
+    mutant = patch_u32(data, type_offset(data, btf, bss), 0x7FFFFFF0)
+    expect_located(spec, BtfFeatures(), rf"type #{bss}: name string offset 2147483632", mutant)
 
 
 def test_datasec_entry_naming_no_type_is_a_btf_error(spec: ObjectSpec) -> None:
@@ -121,8 +128,8 @@ def test_datasec_entry_naming_no_type_is_a_btf_error(spec: ObjectSpec) -> None:
     btf = Btf.from_bytes(data)
     bss = first_datasec(btf, ".bss")
     entry = type_offset(data, btf, bss) + 12
-    mutant = with_btf(spec, patch_u32(data, entry, 0xFFFF))
-    expect_located(mutant, BtfFeatures(), rf"type #{bss}: var 0 refers to type id 65535")
+    mutant = patch_u32(data, entry, 0xFFFF)
+    expect_located(spec, BtfFeatures(), rf"type #{bss}: var 0 refers to type id 65535", mutant)
 
 
 def test_offset_too_far_for_an_old_kernel_struct_is_a_btf_error(spec: ObjectSpec) -> None:
@@ -136,9 +143,8 @@ def test_offset_too_far_for_an_old_kernel_struct_is_a_btf_error(spec: ObjectSpec
     some_int = next(i for i in btf.type_ids() if isinstance(btf[i], BtfInt))
     entry = type_offset(data, btf, bss) + 12
     data = patch_u32(patch_u32(data, entry, some_int), entry + 4, 0x2000_0000)
-    mutant = with_btf(spec, data)
-    sanitize(mutant, BtfFeatures())  # a new kernel keeps DATASECs: nothing overflows
-    err = expect_located(mutant, BtfFeatures.none(), rf"type #{bss} \(DATASEC '.bss'\)")
+    sanitize(with_btf(spec, data), BtfFeatures())  # a new kernel keeps DATASECs: no overflow
+    err = expect_located(spec, BtfFeatures.none(), rf"type #{bss} \(DATASEC '.bss'\)", data)
     assert "byte 536870912" in str(err)
 
 
@@ -226,9 +232,8 @@ def mutants(data: bytes, btf: Btf, rng: random.Random) -> list[bytes]:
 
 def run_one(spec: ObjectSpec, data: bytes, features: BtfFeatures) -> bool:
     """Sanitize one mutant: True if it was accepted, False if refused with a located error."""
-    mutant = with_btf(spec, data)
     try:
-        fixed = kernel_btf(mutant, features)
+        fixed = kernel_btf(with_btf(spec, data), features)
     except BtfError as exc:
         assert exc.file == spec.path and exc.section == ".BTF", exc
         return False

@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from pybpf.abi.btf import HEADER, TYPE, VAR_SECINFO, pack_header
+from pybpf.abi.btf import TYPE, VAR_SECINFO, pack_header, unpack_header
 from pybpf.abi.sections import BTF, KCONFIG, KSYMS
 from pybpf.btf.btf import RECORD_TAIL_SIZE, Btf
 from pybpf.btf.types import VOID, BtfKind, FuncLinkage, VarLinkage
@@ -82,21 +82,21 @@ class _Head(NamedTuple):
 class _RawBtf:
     """A mutable copy of a BTF blob with the byte position of every type.
 
-    The blob is first parsed and validated as :class:`~pybpf.btf.btf.Btf` would read it,
-    so every record, type id and name offset below is known to be in range; the only
-    failures left are values that do not fit where the kernel wants them, reported by the
-    setters with the type id.  ``file`` names the object in those errors.
+    ``checked`` is the object model's :class:`~pybpf.btf.btf.Btf` of the same bytes, decoded
+    in full before anything is patched, so every record, type id and name offset below is
+    known to be in range; the only failures left are values that do not fit where the kernel
+    wants them, reported by the setters with the type id.  ``file`` names the object in those
+    errors.
     """
 
-    def __init__(self, data: bytes, file: str | None) -> None:
+    def __init__(self, data: bytes, checked: Btf, file: str | None) -> None:
         self.file = file
-        checked = self.checked = Btf.from_bytes(data, file=file, section=BTF)
-        checked.validate()
+        self.checked = checked
+        checked.validate()  # decodes what the parse left undecoded; a no-op the second time
         if checked.big_endian:
             raise self.error("only little-endian BTF can be loaded on this host", offset=0)
-        fields = HEADER.unpack_from(data, 0)
+        fields = unpack_header(data)
         _magic, _version, flags, hdr_len, type_off, type_len, str_off, str_len = fields
-        self.hdr_len = hdr_len
         self.types = bytearray(data[hdr_len + type_off : hdr_len + type_off + type_len])
         self.strings = bytearray(data[hdr_len + str_off : hdr_len + str_off + str_len])
         self.flags = flags
@@ -134,9 +134,6 @@ class _RawBtf:
                 f"type #{type_id} ({self.checked.describe(type_id)}): {what} {value} does not "
                 "fit in 32 bits"
             )
-
-    def u32(self, type_id: int, extra_offset: int) -> int:
-        return int(_U32.unpack_from(self.types, self.pos[type_id] + TYPE.size + extra_offset)[0])
 
     def set_u32(self, type_id: int, extra_offset: int, value: int) -> None:
         _U32.pack_into(self.types, self.pos[type_id] + TYPE.size + extra_offset, value)
@@ -215,9 +212,9 @@ def kernel_btf(obj: ObjectSpec, features: BtfFeatures | None = None) -> KernelBt
     ``None`` when the object has no ``.BTF``.  The original BTF is left untouched.
     """
     section = obj.elf.section(BTF)
-    if section is None:
+    if obj.btf is None or section is None:
         return None
-    raw = _RawBtf(section.data, obj.path)
+    raw = _RawBtf(section.data, obj.btf, obj.path)
     _fixup_datasecs(raw, obj)
     _sanitize(raw, features or BtfFeatures())
     return KernelBtf(raw.encode(), raw.string_index())
@@ -227,13 +224,8 @@ def kernel_btf(obj: ObjectSpec, features: BtfFeatures | None = None) -> KernelBt
 
 
 def _fixup_datasecs(raw: _RawBtf, obj: ObjectSpec) -> None:
-    # Offsets the object model trusts (ELF symbols): variables, and map definitions in .maps.
-    var_offsets = {v.btf_var_id: v.offset for v in obj.variables if v.btf_var_id}
-    var_offsets.update(
-        (m.btf_var_type_id, m.def_offset)
-        for m in obj.maps
-        if not m.is_internal and m.btf_var_type_id
-    )
+    """Sizes and offsets as the object model placed them (:attr:`ObjectSpec.datasec_entries`:
+    ELF symbols over zero or stale DATASEC offsets), ``.kconfig`` and ``.ksyms`` laid out."""
     kconfig = {e.name: e for e in obj.externs if e.kind is ExternKind.KCONFIG}
     kconfig_size = next((m.value_size for m in obj.maps if m.section_name == KCONFIG), 0)
     for type_id in range(1, raw.count()):
@@ -251,33 +243,12 @@ def _fixup_datasecs(raw: _RawBtf, obj: ObjectSpec) -> None:
             if size == 0:
                 elf_section = obj.elf.section(name)
                 size = elf_section.size if elf_section is not None else 0
-            vsis = [
-                (var_id, _var_offset(raw, obj, name, var_id, offset, var_offsets), var_size)
-                for var_id, offset, var_size in vsis
-            ]
+            placed = {info.type: info.offset for info in obj.datasec_entries.get(type_id, ())}
+            vsis = [(var_id, placed.get(var_id, offset), var_size)
+                    for var_id, offset, var_size in vsis]  # fmt: skip
         vsis.sort(key=lambda vsi: vsi[1])
         raw.set_vsis(type_id, vsis)
         raw.set_header(type_id, name_off, _info(BtfKind.DATASEC, vlen, kind_flag), size)
-
-
-def _var_offset(
-    raw: _RawBtf, obj: ObjectSpec, section: str, var_id: int, offset: int, known: dict[int, int]
-) -> int:
-    """Where a DATASEC VAR really lives: the object model's answer, else its ELF symbol.
-
-    The ELF symbol wins over the DATASEC entry because a linker may leave the DATASEC stale
-    (bpftool 7.1 after a strong definition overrides a ``__weak`` one).
-    """
-    if var_id in known:
-        return known[var_id]
-    head = raw.header(var_id)
-    if head.kind != BtfKind.VAR or raw.u32(var_id, 0) == VarLinkage.STATIC:
-        return offset
-    sym = obj.elf.symbol_named(raw.string(head.name_off))
-    elf_section = obj.elf.section(section)
-    if sym is not None and elf_section is not None and sym.shndx == elf_section.index:
-        return sym.value
-    return offset
 
 
 def _fixup_kconfig(

@@ -57,7 +57,7 @@ class ParseContext:
 
     def need_btf(self, what: str, section: str | None = None) -> Btf:
         if self.btf is None:
-            raise self.error(f"{what} needs BTF, but the object has no .BTF section",
+            raise self.error(f"{what} needs BTF, but the object has no BTF (no .BTF section)",
                              section=section)
         return self.btf
 

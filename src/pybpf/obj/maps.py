@@ -61,6 +61,15 @@ def internal_map_name(object_name: str, section_name: str) -> str:
     )
 
 
+def user_map_name(object_name: str, section_name: str) -> str:
+    """``bpf_map__name`` of a global-data map: custom ``.data.*``/``.rodata.*`` maps show their
+    full section name to user space (libbpf's ``map_uses_real_name``); only the kernel sees
+    the truncated :func:`internal_map_name`."""
+    if section_name.startswith((".data.", ".rodata.")):
+        return section_name
+    return internal_map_name(object_name, section_name)
+
+
 def _ringbuf_size(size: int) -> int:
     """libbpf rounds a ring buffer's size up to a power-of-2 multiple of the page size."""
     page = os.sysconf("SC_PAGE_SIZE")
@@ -368,12 +377,9 @@ def data_map(
         flags |= MapFlags.BPF_F_RDONLY_PROG
     if found is not None and any(not v.is_static for v in variables):
         flags |= MapFlags.BPF_F_MMAPABLE
-    kernel_name = internal_map_name(ctx.name, section.name)
-    # libbpf shows custom .data.*/.rodata.* maps by their full section name (map_uses_real_name)
-    custom = kind in (MapKind.DATA, MapKind.RODATA) and section.name not in (".data", ".rodata")
     return MapSpec(
-        name=section.name if custom else kernel_name,
-        kernel_name=kernel_name,
+        name=user_map_name(ctx.name, section.name),
+        kernel_name=internal_map_name(ctx.name, section.name),
         section_name=section.name,
         kind=kind,
         type=MapType.ARRAY,

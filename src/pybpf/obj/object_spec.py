@@ -8,11 +8,13 @@ the parser at import time: the object model has no import cycle.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pybpf.btf import Btf
 from pybpf.btf.ext import BtfExt
+from pybpf.btf.types import BtfVarSecInfo
 from pybpf.elf import ElfFile
 from pybpf.errors import ObjectError
 from pybpf.obj.parse import parse_object
@@ -40,6 +42,13 @@ class ObjectSpec:
     subprograms: tuple[ProgramSpec, ...]
     variables: tuple[VarSpec, ...]
     externs: tuple[ExternSpec, ...]
+    datasec_entries: Mapping[int, tuple[BtfVarSecInfo, ...]] = field(
+        default_factory=dict, repr=False
+    )
+    """Every DATASEC of the BTF, by type id: its entries in DATASEC order, each at the offset
+    the object really uses (ELF symbols over stale or zero DATASEC offsets, kconfig slots),
+    sizes as the DATASEC gives them.  What skeleton headers and the kernel's copy of the BTF
+    are both built from."""
 
     # ----------------------------------------------------------------------------- building
 

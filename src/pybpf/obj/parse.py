@@ -18,7 +18,7 @@ from typing import NamedTuple
 from pybpf.abi.sections import BTF, BTF_EXT, KCONFIG, LEGACY_MAPS, MAPS, TEXT
 from pybpf.btf import Btf
 from pybpf.btf.ext import BtfExt
-from pybpf.btf.types import VarLinkage
+from pybpf.btf.types import BtfVarSecInfo, VarLinkage
 from pybpf.elf import ElfFile, Section, SectionType
 from pybpf.obj.context import ParseContext, data_section_kind
 from pybpf.obj.externs import collect_externs, kconfig_size
@@ -32,7 +32,7 @@ from pybpf.obj.specs import (
     VarSpec,
     default_object_name,
 )
-from pybpf.obj.variables import section_variables
+from pybpf.obj.variables import datasec_placements, section_variables
 
 SHT_LLVM_ADDRSIG = 0x6FFF4C03
 LICENSE_MAX = 63
@@ -163,6 +163,7 @@ class ObjectParts(NamedTuple):
     subprograms: tuple[ProgramSpec, ...]
     variables: tuple[VarSpec, ...]
     externs: tuple[ExternSpec, ...]
+    datasec_entries: dict[int, tuple[BtfVarSecInfo, ...]]
 
 
 def parse_object(elf: ElfFile, name: str | None = None) -> ObjectParts:
@@ -201,6 +202,12 @@ def parse_object(elf: ElfFile, name: str | None = None) -> ObjectParts:
     users = init_slots(ctx, users, functions)
     maps = tuple(u.spec for u in users) + tuple(data_maps)
     functions = attach_relocations(ctx, functions, maps, externs)
+    # Where each DATASEC entry lives, as decided above: variables (kconfig ones included) and
+    # .maps definitions at the offsets their specs carry.
+    placed_offsets = {v.btf_var_id: v.offset for v in variables if v.btf_var_id}
+    placed_offsets.update(
+        (m.btf_var_type_id, m.def_offset) for m in maps if not m.is_internal and m.btf_var_type_id
+    )
     return ObjectParts(
         name=obj_name,
         path=elf.path,
@@ -214,4 +221,5 @@ def parse_object(elf: ElfFile, name: str | None = None) -> ObjectParts:
         subprograms=tuple(p for p in functions if p.is_subprog),
         variables=tuple(variables),
         externs=tuple(externs),
+        datasec_entries=datasec_placements(ctx, placed_offsets),
     )

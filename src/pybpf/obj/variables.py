@@ -12,7 +12,9 @@ object's interface, so skeletons must not expose it and it does not make its map
 
 from __future__ import annotations
 
-from pybpf.btf.types import BtfDatasec, BtfVar, BtfVarSecInfo, VarLinkage
+from collections.abc import Mapping
+
+from pybpf.btf.types import BtfDatasec, BtfKind, BtfVar, BtfVarSecInfo, VarLinkage
 from pybpf.elf import Symbol, SymbolType
 from pybpf.obj.context import ParseContext
 from pybpf.obj.specs import VarSpec
@@ -114,4 +116,43 @@ def section_variables(
             VarSpec(var.name, section_name, offset, size, var.type, linkage, weak, info.type)
         )
     result.sort(key=lambda v: (v.offset, v.name))
+    return result
+
+
+def datasec_placements(
+    ctx: ParseContext, placed_offsets: Mapping[int, int]
+) -> dict[int, tuple[BtfVarSecInfo, ...]]:
+    """Every DATASEC's entries, in DATASEC order, at the offsets the object really uses.
+
+    ``placed_offsets`` maps a VAR's type id to the offset the rest of the parse settled on:
+    global-data variables and ``.maps`` definitions at their ELF symbols, kconfig externs at
+    their slot in the ``.kconfig`` map.  Any other global VAR (those of ``.struct_ops`` or of
+    a section pybpf has no map for) sits at its ELF symbol when that symbol is in the section
+    the DATASEC names, else where the DATASEC says.  Sizes stay the DATASEC's.  Skeleton
+    generators and the kernel-BTF fix-up both read this one answer.
+    """
+    btf = ctx.btf
+    result: dict[int, tuple[BtfVarSecInfo, ...]] = {}
+    if btf is None:
+        return result
+    for type_id in btf.type_ids():
+        if btf.kind_of(type_id) != BtfKind.DATASEC:
+            continue
+        datasec = ctx.datasec_at(type_id)
+        section = ctx.elf.section(datasec.name)
+        entries: list[BtfVarSecInfo] = []
+        for info in datasec.vars:
+            offset = placed_offsets.get(info.type)
+            var = btf[info.type]
+            if (
+                offset is None
+                and section is not None
+                and isinstance(var, BtfVar)
+                and var.linkage is VarLinkage.GLOBAL_ALLOCATED
+            ):
+                sym = _var_symbol(ctx, var.name, section.index)
+                if sym is not None and sym.shndx == section.index:
+                    offset = sym.value
+            entries.append(info if offset is None else BtfVarSecInfo(info.type, offset, info.size))
+        result[type_id] = tuple(entries)
     return result

@@ -35,8 +35,9 @@ from pybpf.btf.types import (
     BtfVolatile,
 )
 from pybpf.elf.reader import ElfFile
-from pybpf.errors import CodegenError
-from pybpf.skel.codegen.libbpf_view import DataSec, OpenedMap, OpenedObject, SecVar
+from pybpf.errors import CodegenError, ObjectError
+from pybpf.obj.object_spec import ObjectSpec
+from pybpf.skel.codegen.bpftool_view import DataSec, OpenedMap, OpenedObject, SecVar
 
 MAX_OBJ_NAME_LEN = 64
 """bpftool keeps object names in a 64-byte buffer: at most 63 characters survive."""
@@ -75,6 +76,25 @@ ObjectSource = ElfFile | HasElf
 
 def as_elf(source: ObjectSource) -> ElfFile:
     return source if isinstance(source, ElfFile) else source.elf
+
+
+def as_spec(source: ObjectSource, obj_name: str) -> ObjectSpec:
+    """The object model of ``source``: an :class:`ObjectSpec` as is, anything else parsed.
+
+    What libbpf cannot open, a header cannot be made for: the object model's refusal becomes
+    the generator's.  The BTF is decoded in full here, so a corrupt type fails before any
+    output is assembled rather than halfway through it.
+    """
+    if isinstance(source, ObjectSpec):
+        spec = source
+    else:
+        try:
+            spec = ObjectSpec.from_elf(as_elf(source), obj_name or None)
+        except ObjectError as exc:
+            raise CodegenError(str(exc)) from exc
+    if spec.btf is not None:
+        spec.btf.validate()
+    return spec
 
 
 def sanitize_identifier(name: str) -> str:

@@ -15,11 +15,12 @@ from string import Template
 from pybpf.btf.btf import Btf
 from pybpf.btf.c_dump import CDumper
 from pybpf.btf.c_dump_layout import TypeLayout
-from pybpf.btf.files import btf_from_elf
 from pybpf.errors import CodegenError
+from pybpf.skel.codegen.bpftool_view import OpenedObject, opened_view
 from pybpf.skel.codegen.c_common import (
     ObjectSource,
     as_elf,
+    as_spec,
     check_c_names,
     datasec_struct,
     find_datasec_for_map,
@@ -32,7 +33,6 @@ from pybpf.skel.codegen.c_common import (
     resolve_object_name,
     var_ident,
 )
-from pybpf.skel.codegen.libbpf_view import OpenedObject, open_object
 
 _HEAD = Template(
     """\
@@ -235,8 +235,9 @@ def generate_c_skeleton(source: ObjectSource, name: str | None = None) -> str:
     """
     elf = as_elf(source)
     obj_name = resolve_object_name(elf, name)
-    btf = btf_from_elf(elf)
-    obj = open_object(elf, btf, obj_name)
+    spec = as_spec(source, obj_name)
+    btf = spec.btf
+    obj = opened_view(spec, obj_name)
     if btf is None:
         _refuse_without_btf(obj, elf.path)
     check_c_names(obj, btf, elf.path)

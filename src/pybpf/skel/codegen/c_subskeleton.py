@@ -15,12 +15,18 @@ from string import Template
 from pybpf.abi.sections import KCONFIG
 from pybpf.btf.btf import Btf
 from pybpf.btf.c_dump import CDumper
-from pybpf.btf.files import btf_from_elf
 from pybpf.btf.types import BtfArray, BtfFuncProto, BtfPtr
 from pybpf.errors import CodegenError
+from pybpf.skel.codegen.bpftool_view import (
+    DataSec,
+    OpenedObject,
+    SecVar,
+    opened_view,
+)
 from pybpf.skel.codegen.c_common import (
     ObjectSource,
     as_elf,
+    as_spec,
     c_string,
     check_c_names,
     datasec_ident,
@@ -33,13 +39,6 @@ from pybpf.skel.codegen.c_common import (
     render,
     resolve_object_name,
     var_ident,
-)
-from pybpf.skel.codegen.libbpf_view import (
-    DataSec,
-    OpenedObject,
-    SecVar,
-    open_object,
-    skip_mods_and_typedefs,
 )
 
 _HEAD = Template(
@@ -139,7 +138,8 @@ def generate_c_subskeleton(source: ObjectSource, name: str | None = None) -> str
     """The C subskeleton header of a library object, as ``bpftool gen subskeleton``."""
     elf = as_elf(source)
     obj_name = resolve_object_name(elf, name)
-    btf = btf_from_elf(elf)
+    spec = as_spec(source, obj_name)
+    btf = spec.btf
     if btf is None:
         raise CodegenError(
             f"{elf.path or '<bytes>'}: a subskeleton needs BTF type information for "
@@ -147,7 +147,7 @@ def generate_c_subskeleton(source: ObjectSource, name: str | None = None) -> str
         )
     # An empty object name makes global-data map names equal their section names, which is
     # how the subskeleton finds them again in whatever object the library ends up in.
-    obj = open_object(elf, btf, "")
+    obj = opened_view(spec, "")
     check_c_names(obj, btf, elf.path)
     guard = header_guard(obj_name, "SUBSKEL_H")
     out = [render(_HEAD, obj=obj_name, guard=guard)]
@@ -201,7 +201,7 @@ def _datasecs(obj: OpenedObject, btf: Btf, obj_name: str, path: str | None) -> l
 
 
 def _needs_typeof(btf: Btf, type_id: int) -> bool:
-    target_id = skip_mods_and_typedefs(btf, type_id)
+    target_id = btf.resolve(type_id)
     target = btf[target_id] if target_id else None
     if isinstance(target, BtfArray):
         return True
