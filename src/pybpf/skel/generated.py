@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import TypeVar, cast, overload
 
 from pybpf.btf.to_ctypes import CBitfield
-from pybpf.load.links import Link as Link
 from pybpf.object import BpfObject as BpfObject
+from pybpf.object import Link as Link
 from pybpf.object import Map as Map
 from pybpf.object import Program as Program
 from pybpf.skel.description import MapDescription as MapDescription

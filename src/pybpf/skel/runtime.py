@@ -44,6 +44,7 @@ from pybpf.skel.values import VarCodec, VariableError, codec_for, type_name
 if TYPE_CHECKING:
     from pybpf.btf.btf import Btf
     from pybpf.object import BpfObject, Map, Program
+    from pybpf.object.state import ObjectState
 
 
 class LinkLike(Protocol):
@@ -124,7 +125,7 @@ class SectionSource:
         self._retired: str | None = None
 
     @property
-    def obj(self) -> BpfObject:
+    def obj(self) -> ObjectState:
         return self.map.obj
 
     @property

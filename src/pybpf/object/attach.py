@@ -18,10 +18,10 @@ from pybpf.kernel import links as klinks
 from pybpf.kernel import perf
 from pybpf.kernel.fd import Fd, FdLike, raw_fd
 from pybpf.kernel.features import has_perf_link
-from pybpf.load.links import Link
-from pybpf.load.uprobe_target import function_offset, parse_uprobe_target, resolve_binary
 from pybpf.obj.section_defs import AutoAttach
 from pybpf.obj.specs import ProgramSpec
+from pybpf.object.link import Link
+from pybpf.object.uprobe_target import function_offset, parse_uprobe_target, resolve_binary
 
 
 def _attach_perf(prog_fd: FdLike, perf_fd: Fd, kind: str, target: str, cookie: int = 0) -> Link:
