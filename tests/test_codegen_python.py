@@ -245,3 +245,14 @@ def test_generated_skeleton_embeds_its_object(
     lib = modules["lib"].SkelLib.open(skel.obj)
     lib.data.lib_weak = 5
     assert skel.data.lib_weak == 5
+
+
+def test_runtime_names_all_resolve_in_generated() -> None:
+    """Every name the generator may import exists in the runtime module and is exported."""
+    import pybpf.skel.generated as generated
+    from pybpf.skel.runtime_names import RUNTIME_NAMES
+
+    missing = [name for name in RUNTIME_NAMES if not hasattr(generated, name)]
+    assert missing == []
+    assert set(RUNTIME_NAMES) <= set(generated.__all__)
+    assert len(generated.__all__) == len(set(generated.__all__))

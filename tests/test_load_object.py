@@ -345,7 +345,7 @@ def test_views_taken_before_load_see_live_memory_after() -> None:
 
 
 def test_legacy_perf_event_attachment_without_bpf_links(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pybpf.load import attach
+    from pybpf.object import attach
 
     monkeypatch.setattr(attach, "has_perf_link", lambda: False)  # a pre-5.15 kernel
     with open_globals() as obj:
@@ -359,7 +359,7 @@ def test_legacy_perf_event_attachment_without_bpf_links(monkeypatch: pytest.Monk
 
 
 def test_iterator_program_attached_by_btf_id() -> None:
-    from pybpf.load.attach import read_iterator
+    from pybpf.object.attach import read_iterator
 
     with BpfObject.open(compile_bpf("load_iter")) as obj:
         obj.load()

@@ -17,22 +17,21 @@ from typing import Any
 
 from pybpf.abi.bpf import MapType
 from pybpf.btf import Btf
-from pybpf.closing import Closing
 from pybpf.errors import ClosedError, EventError
 from pybpf.kernel.events_sys import online_cpus
 from pybpf.kernel.maps import map_delete_elem, map_update_elem
 from pybpf.kernel.perf import perf_event_enable
 
-from .aio import wait_readable
 from .consume_perf import CpuRing, LostCallback, PerfConsumer, SampleCallback, consume_cpu
 from .poller import Poller
+from .reader import ConsumingReader
 from .source import MapSource, open_map
 from .typed import resolve_event_type
 
 _KEY = struct.Struct("<I")
 
 
-class PerfBuffer(Closing):
+class PerfBuffer(ConsumingReader):
     """Consumer of a ``BPF_MAP_TYPE_PERF_EVENT_ARRAY``: one perf ring per online CPU.
 
     ``callback(cpu, record)`` receives each sample (a read-only ``memoryview`` valid during
@@ -193,9 +192,7 @@ class PerfBuffer(Closing):
             count = self._consume(self._rings, callback)
             if count:
                 return count
-            if not await wait_readable(self._poller.fileno(), timeout):
-                return 0
-            if self._poller.closed:
+            if not await self._wait_ready(timeout):
                 return 0
             return self._consume(self._rings, callback)
         finally:
@@ -209,32 +206,13 @@ class PerfBuffer(Closing):
         while True:
             for item in self.records(timeout=0):
                 yield item
-            try:
-                self._poller.enter()
-            except ClosedError:
-                return
-            try:
-                ok = await wait_readable(self._poller.fileno(), timeout)
-            finally:
-                self._poller.leave()
-            if not ok or self._poller.closed:
+            if not await self._wait_ready(timeout):
                 return
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    @property
-    def closed(self) -> bool:
-        return self._poller.closed
-
-    def fileno(self) -> int:
-        """The epoll descriptor (readable when any CPU's ring has data)."""
-        return self._poller.fileno()
-
-    def close(self) -> None:
-        """Empty the map's slots, unmap every ring, close every descriptor."""
-        self._poller.close()
-
     def _release(self) -> None:
+        """Empty the map's slots, unmap every ring, close every descriptor."""
         rings, self._rings = self._rings, []
         source, self._source = self._source, None
         for ring in rings:
@@ -244,12 +222,6 @@ class PerfBuffer(Closing):
             ring.close()
         if source is not None:
             source.fd.close()
-
-
-    def __del__(self) -> None:
-        poller = getattr(self, "_poller", None)
-        if poller is not None and not poller.closed:
-            poller.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._rings)} cpus"

@@ -36,10 +36,8 @@ from typing import Any
 
 from pybpf.abi.bpf import MapType
 from pybpf.btf import Btf
-from pybpf.closing import Closing
 from pybpf.errors import ClosedError, EventError
 
-from .aio import wait_readable
 from .batch import RecordBatch
 from .consume_ringbuf import (
     MAX_BATCH,
@@ -53,13 +51,14 @@ from .consume_ringbuf import (
     release_views,
 )
 from .poller import Poller
+from .reader import ConsumingReader
 from .source import open_map
 from .typed import resolve_event_type
 
 BatchCallback = Callable[[list[Any]], Any]
 
 
-class RingBuffer(Closing):
+class RingBuffer(ConsumingReader):
     """Consumer of one or more ``BPF_MAP_TYPE_RINGBUF`` maps.
 
     ``map`` is a loaded :class:`pybpf.object.Map`, an :class:`~pybpf.kernel.fd.Fd` or a
@@ -347,9 +346,7 @@ class RingBuffer(Closing):
             count = self._consume(self._rings)
             if count:
                 return count
-            if not await wait_readable(self._poller.fileno(), timeout):
-                return 0
-            if self._poller.closed:
+            if not await self._wait_ready(timeout):
                 return 0
             return self._consume(self._rings)
         finally:
@@ -371,15 +368,7 @@ class RingBuffer(Closing):
             if record is not None:
                 yield record
                 continue
-            try:
-                self._poller.enter()
-            except ClosedError:
-                return
-            try:
-                ok = await wait_readable(self._poller.fileno(), timeout)
-            finally:
-                self._poller.leave()
-            if not ok or self._poller.closed:
+            if not await self._wait_ready(timeout):
                 return
 
     def _take_one(self) -> Any:
@@ -418,10 +407,6 @@ class RingBuffer(Closing):
         """How many ring buffer maps this reader consumes."""
         return len(self._rings)
 
-    @property
-    def closed(self) -> bool:
-        return self._poller.closed
-
     def pending(self) -> int:
         """Bytes written by producers and not yet consumed, over every ring (headers too)."""
         self._poller.enter()
@@ -430,29 +415,11 @@ class RingBuffer(Closing):
         finally:
             self._poller.leave()
 
-    def fileno(self) -> int:
-        """The epoll descriptor (readable when any ring has data), for outside event loops."""
-        return self._poller.fileno()
-
-    def close(self) -> None:
-        """Unmap every ring and close every descriptor; wakes a thread blocked in poll().
-
-        From another thread, the consumer stops at its next pass (or record, when iterating)
-        and the resources go once it has; a callback still running after half a second
-        releases them itself when it returns, so ``close()`` never waits longer.
-        """
-        self._poller.close()
-
     def _release(self) -> None:
+        """Unmap every ring and close every descriptor."""
         rings, self._rings = self._rings, []
         for ring in rings:
             ring.close()
-
-
-    def __del__(self) -> None:
-        poller = getattr(self, "_poller", None)
-        if poller is not None and not poller.closed:
-            poller.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._rings)} rings"

@@ -26,7 +26,6 @@ from types import TracebackType
 from typing import Any, Self
 
 from pybpf.abi.bpf import MapType
-from pybpf.closing import Closing
 from pybpf.errors import ClosedError, EventError
 from pybpf.kernel.buffers import Bytes
 from pybpf.kernel.events_sys import user_ringbuf_mmap
@@ -39,6 +38,7 @@ from .consume_ringbuf import (
     release_mapping,
 )
 from .poller import Poller
+from .reader import EpollReader
 from .source import open_map
 from .typed import resolve_event_type
 
@@ -106,7 +106,7 @@ class Reservation:
             self.discard()
 
 
-class UserRingBuffer(Closing):
+class UserRingBuffer(EpollReader):
     """Producer side of a ``BPF_MAP_TYPE_USER_RINGBUF`` map.
 
     Reservations are serialised by a lock, so several threads may produce; records reach the
@@ -249,15 +249,8 @@ class UserRingBuffer(Closing):
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    @property
-    def closed(self) -> bool:
-        return self._poller.closed
-
-    def close(self) -> None:
-        """Discard open reservations, unmap, close; wakes a thread in reserve_blocking()."""
-        self._poller.close()
-
     def _release(self) -> None:
+        """Discard open reservations, unmap, close."""
         with self._lock:  # a submit racing us either committed already or finds nothing open
             for word, reservation in self._open.items():
                 reservation._done = True
@@ -271,11 +264,6 @@ class UserRingBuffer(Closing):
         release_mapping(self._prod_mm)
         release_mapping(self._cons_mm)
         self._source.fd.close()
-
-    def __del__(self) -> None:
-        poller = getattr(self, "_poller", None)
-        if poller is not None and not poller.closed:
-            poller.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self.free()} of {self.size} bytes free"

@@ -1,7 +1,7 @@
-"""pybpf.load: load BPF objects into the kernel and attach their programs, without libbpf.
+"""pybpf.load: load BPF objects into the kernel, without libbpf: specs in, kernel state out.
 
-Users call :meth:`pybpf.object.BpfObject.load` and ``attach``; this package does the work,
-one job per module, in load order:
+Users call :meth:`pybpf.object.BpfObject.load`, which hands this package a spec and binds the
+:class:`~.loader.KernelObject` it returns; one job per module, in load order:
 
 * :mod:`.btf_sanitize` - the object's BTF made acceptable to the running kernel (DATASEC
   sizes and offsets from the ELF symbols, extern linkage, kinds the kernel lacks);
@@ -12,9 +12,9 @@ one job per module, in load order:
 * :mod:`.programs` - ``BPF_PROG_LOAD`` with func/line info and BTF attach targets;
 * :mod:`.loader` - the sequence, all or nothing (:func:`.loader.load_object`), with CO-RE
   applied first by :mod:`pybpf.core`;
-* :mod:`.attach`, :mod:`.links`, :mod:`.uprobe_target` - attachment and its owners;
-* :mod:`.map_codec` - Python keys and values to map bytes;
-* :mod:`.lifecycle` - binding kernel state onto a :class:`~pybpf.object.BpfObject` in place.
+* :mod:`.map_codec` - Python keys and values to map bytes.
+
+Attaching (and the links that own attachments) is :mod:`pybpf.object`'s.
 
 Only :mod:`pybpf.kernel` issues system calls; :mod:`.program_image`, :mod:`.kconfig` and
 :mod:`.btf_sanitize` are pure and testable without root.

@@ -15,36 +15,26 @@ from collections.abc import Mapping, Sequence
 from typing import TypeVar, cast, overload
 
 from pybpf.btf.to_ctypes import CBitfield
-from pybpf.load.links import Link
-from pybpf.object import BpfObject, Map, Program
-from pybpf.skel.description import (
-    MapDescription,
-    ObjectDescription,
-    SectionDescription,
-    VarDescription,
-)
-from pybpf.skel.runtime import BoundSection, LinkLike, SkeletonBase, SkeletonError, SubskeletonBase
+from pybpf.object import BpfObject as BpfObject
+from pybpf.object import Link as Link
+from pybpf.object import Map as Map
+from pybpf.object import Program as Program
+from pybpf.skel.description import MapDescription as MapDescription
+from pybpf.skel.description import ObjectDescription as ObjectDescription
+from pybpf.skel.description import SectionDescription as SectionDescription
+from pybpf.skel.description import VarDescription as VarDescription
+from pybpf.skel.runtime import BoundSection, LinkLike
+from pybpf.skel.runtime import SkeletonBase as SkeletonBase
+from pybpf.skel.runtime import SkeletonError as SkeletonError
+from pybpf.skel.runtime import SubskeletonBase as SubskeletonBase
+from pybpf.skel.runtime_names import RUNTIME_NAMES
 from pybpf.skel.sections import SectionCore
-from pybpf.skel.values import ValueKind, VarCodec, VariableError
+from pybpf.skel.values import ValueKind, VarCodec
+from pybpf.skel.values import VariableError as VariableError
 
-__all__ = [
-    "Bitfield",
-    "BpfObject",
-    "Link",
-    "LinksBase",
-    "Map",
-    "MapDescription",
-    "ObjectDescription",
-    "Program",
-    "ReadOnlySection",
-    "SectionDescription",
-    "SkeletonBase",
-    "SkeletonError",
-    "SubskeletonBase",
-    "TypedSection",
-    "VarDescription",
-    "VariableError",
-]
+# The names generated modules import are listed once, in runtime_names (the generator reads
+# them too); the redundant "as" aliases above mark them as re-exports for linters.
+__all__ = [*RUNTIME_NAMES, "SkeletonError", "VariableError"]
 
 T = TypeVar("T")
 

@@ -30,6 +30,7 @@ from pybpf.errors import DestroyedError as DestroyedError
 from pybpf.errors import SkeletonError as SkeletonError
 from pybpf.obj.object_spec import ObjectSpec
 from pybpf.obj.specs import VarSpec
+from pybpf.object import BpfObject
 from pybpf.skel.description import (
     MapDescription,
     ObjectDescription,
@@ -43,7 +44,8 @@ from pybpf.skel.values import VarCodec, VariableError, codec_for, type_name
 
 if TYPE_CHECKING:
     from pybpf.btf.btf import Btf
-    from pybpf.object import BpfObject, Map, Program
+    from pybpf.object import Map, Program
+    from pybpf.object.state import ObjectState
 
 
 class LinkLike(Protocol):
@@ -124,7 +126,7 @@ class SectionSource:
         self._retired: str | None = None
 
     @property
-    def obj(self) -> BpfObject:
+    def obj(self) -> ObjectState:
         return self.map.obj
 
     @property
@@ -297,8 +299,6 @@ def _digest(btf: Btf, type_id: int) -> str:
 
 
 def _load_spec(library: str | Path | bytes | ObjectSpec | BpfObject) -> ObjectSpec:
-    from pybpf.object import BpfObject
-
     if isinstance(library, ObjectSpec):
         return library
     if isinstance(library, BpfObject):
@@ -418,8 +418,6 @@ class Skeleton(SkeletonBase):
     @classmethod
     def open(cls, source: str | Path | bytes, name: str | None = None) -> Skeleton:
         """Open an object file or image and wrap it (``NAME__open``)."""
-        from pybpf.object import BpfObject
-
         return cls(BpfObject.open(source, name))
 
     def __getattr__(self, name: str) -> DataSection:

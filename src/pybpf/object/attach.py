@@ -17,10 +17,10 @@ from pybpf.errors import KernelError, LoadError
 from pybpf.kernel import links as klinks
 from pybpf.kernel import perf
 from pybpf.kernel.fd import Fd, FdLike, raw_fd
-from pybpf.load.links import Link
-from pybpf.load.uprobe_target import function_offset, parse_uprobe_target, resolve_binary
 from pybpf.obj.section_defs import AutoAttach
 from pybpf.obj.specs import ProgramSpec
+from pybpf.object.link import Link
+from pybpf.object.uprobe_target import function_offset, parse_uprobe_target, resolve_binary
 from pybpf.probes import has_perf_link
 
 

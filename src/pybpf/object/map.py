@@ -1,0 +1,338 @@
+"""One map of a :class:`~pybpf.object.BpfObject`: settings before load, data and memory after.
+
+A global-data map's image is the memory skeleton accessors read and write.  For mmapable
+maps it is an anonymous ``mmap`` (not a ``bytearray``) so that its address is stable: once the
+kernel map exists, :meth:`Map.bind_kernel_memory` maps it over those very pages (as libbpf
+does), so accessors and ctypes views obtained before load see live kernel memory after it.  A
+frozen map (``.rodata``, ``.kconfig``) can only be mapped read-only, and a write through a
+writable Python buffer over read-only pages would crash the process, so its memory becomes a
+separate read-only ``mmap`` object that refuses every write.  Closing the object releases the
+memory: accessors raise, and pages that Python views still alias are swapped for zero pages
+rather than left to the kernel map or unmapped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pybpf.abi.bpf import MapType
+from pybpf.errors import BpfError
+from pybpf.obj import MapSpec
+from pybpf.obj.specs import MapKind
+from pybpf.object.state import ObjectState
+
+if TYPE_CHECKING:
+    from pybpf.kernel.fd import Fd
+    from pybpf.load.maps import MapHandle
+
+
+Memory = bytearray | mmap.mmap | bytes
+"""What holds a global-data map's bytes in the process: image, mapping, or a copy of the value."""
+
+
+class Map:
+    """One map of a :class:`BpfObject`: its spec plus settings changeable before load."""
+
+    def __init__(self, obj: ObjectState, spec: MapSpec) -> None:
+        self.obj = obj
+        self.spec = spec
+        self._memory: Memory | None = _new_image(spec)
+        self._before_load: Memory | None = None
+        self._live = False
+        self._max_entries = spec.max_entries
+        self._fd: Fd | None = None
+        self._handle: MapHandle | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def fd(self) -> int | None:
+        """The map's file descriptor once loaded (``None`` before load and after close).
+
+        The descriptor belongs to the object's kernel state, which closes it; the map only
+        refers to it.
+        """
+        fd = self._fd
+        return None if fd is None else fd.fileno()
+
+    # ------------------------------------------------------------------ binding (load, close)
+
+    def _bind(self, fd: Fd, spec: MapSpec) -> None:
+        """Take the kernel map the load created for this map (``spec``: as it was loaded).
+
+        Global data also gets its memory bound (:meth:`bind_kernel_memory`); the object
+        settles it once every map is bound, or unbinds them all if one fails.
+        """
+        # The loader's element access; a load has imported it already.
+        from pybpf.load.maps import MapHandle
+
+        self._fd = fd
+        self._handle = MapHandle(fd, spec)
+        if self.is_internal:
+            self.bind_kernel_memory(fd.fileno())
+
+    def _unbind(self) -> None:
+        """Forget the kernel map (a failed load, or close): accessors raise from now on."""
+        self._fd, self._handle = None, None
+
+    # ------------------------------------------------------------------ data (after load)
+
+    @property
+    def handle(self) -> MapHandle:
+        """The loaded map's element operations; an error before load or after close."""
+        if self._handle is None:
+            state = "closed" if self.obj._closed else "not loaded"
+            raise BpfError(f"map '{self.name}': object '{self.obj.name}' is {state}")
+        return self._handle
+
+    def lookup(self, key: object) -> bytes | list[bytes] | None:
+        """The value at ``key`` (bytes, int or ctypes value); per-CPU maps give one per CPU."""
+        return self.handle.lookup(key)
+
+    def update(self, key: object, value: object, flags: int = 0) -> None:
+        """Store ``value`` at ``key`` (``flags``: BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK)."""
+        self.handle.update(key, value, flags)
+
+    def delete(self, key: object) -> bool:
+        """Remove ``key``; False if it was not there."""
+        return self.handle.delete(key)
+
+    def keys(self) -> Iterator[bytes]:
+        return self.handle.keys()
+
+    def items(self) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
+        return self.handle.items()
+
+    def lookup_batch(self, count: int = 256) -> list[tuple[bytes, bytes | list[bytes]]]:
+        """Every entry, fetched ``count`` at a time with BPF_MAP_LOOKUP_BATCH."""
+        return self.handle.lookup_batch(count)
+
+    def update_batch(
+        self, keys: Sequence[object], values: Sequence[object], flags: int = 0
+    ) -> int:
+        """Write ``keys[i] -> values[i]`` with one BPF_MAP_UPDATE_BATCH; returns the count."""
+        return self.handle.update_batch(keys, values, flags)
+
+    def freeze(self) -> None:
+        """Make the map read-only for user space (BPF_MAP_FREEZE)."""
+        self.handle.freeze()
+
+    def reader(self, callback: Callable[..., object] | None = None, **options: Any) -> Any:
+        """This map's event reader in one call, chosen by map type.
+
+        A ring buffer gives a :class:`~pybpf.events.RingBuffer`, a perf event array a
+        :class:`~pybpf.events.PerfBuffer` and a user ring buffer a
+        :class:`~pybpf.events.UserRingBuffer` (which takes no callback).  ``options`` go to
+        the reader (``event_type="struct event"``, ``pages=`` ...).
+        """
+        # The readers (and their kernel helpers) are only needed by programs that stream events.
+        from pybpf import events
+
+        self.handle  # noqa: B018 - a clear error before load
+        if self.type == MapType.RINGBUF:
+            return events.RingBuffer(self, callback, **options)
+        if self.type == MapType.PERF_EVENT_ARRAY:
+            if callback is None:
+                raise BpfError(f"map '{self.name}': a perf buffer needs a callback")
+            return events.PerfBuffer(self, callback, **options)
+        if self.type == MapType.USER_RINGBUF:
+            if callback is not None:
+                raise BpfError(f"map '{self.name}': a user ring buffer is written, not read")
+            return events.UserRingBuffer(self, **options)
+        raise BpfError(f"map '{self.name}' is a {self.type.name} map, not an event stream")
+
+    @property
+    def section_name(self) -> str:
+        return self.spec.section_name
+
+    @property
+    def type(self) -> MapType:
+        return self.spec.type
+
+    @property
+    def key_size(self) -> int:
+        return self.spec.key_size
+
+    @property
+    def value_size(self) -> int:
+        return self.spec.value_size
+
+    @property
+    def max_entries(self) -> int:
+        return self._max_entries
+
+    @max_entries.setter
+    def max_entries(self, value: int) -> None:
+        """Like ``bpf_map__set_max_entries``: only before load."""
+        self.obj._check_not_loaded(f"set max_entries of map '{self.name}'")
+        if not 0 <= value <= 0xFFFFFFFF:
+            raise BpfError(f"map '{self.name}': max_entries {value} out of range")
+        self._max_entries = value
+
+    @property
+    def is_internal(self) -> bool:
+        return self.spec.is_internal
+
+    @property
+    def initial_value(self) -> bytes:
+        return bytes(self.memory)
+
+    @initial_value.setter
+    def initial_value(self, value: bytes) -> None:
+        """Like ``bpf_map__set_initial_value``: same size, before load, global data only."""
+        self.obj._check_not_loaded(f"set the initial value of map '{self.name}'")
+        if not self.spec.is_internal:
+            raise BpfError(f"map '{self.name}' is not a global-data map")
+        image = self.memory
+        if isinstance(image, bytes) or len(value) != len(image):
+            raise BpfError(
+                f"map '{self.name}': initial value is {len(value)} bytes, expected {len(image)}"
+            )
+        image[:] = value
+
+    @property
+    def image(self) -> Memory:
+        """The same bytes as :attr:`memory`; before load, the initial value being written."""
+        return self.memory
+
+    @property
+    def memory(self) -> Memory:
+        """The section's bytes: the initial image before load, live map memory after.
+
+        Writable global data keeps the same object across load (only what backs its pages
+        changes).  A frozen map (``.rodata``, ``.kconfig``) becomes a read-only mapping of the
+        kernel map, and a map that cannot be mapped reads as a fresh copy of its value.  Once
+        the object is closed this raises instead of handing out memory that is gone.
+        """
+        memory = self._memory
+        if memory is None:
+            return self._memory_elsewhere()
+        return memory
+
+    def _memory_elsewhere(self) -> bytes:
+        if self._handle is not None and self.obj.loaded:
+            return self._kernel_value()
+        raise BpfError(f"map '{self.name}': object '{self.obj.name}' is closed, its memory "
+                       "released")  # fmt: skip
+
+    def _kernel_value(self) -> bytes:
+        """The value at key 0, looked up (global data the process does not map)."""
+        value = self.handle.lookup(0) if self.value_size else b""
+        if not isinstance(value, bytes):
+            raise BpfError(f"map '{self.name}': no value at key 0")
+        return value
+
+    @property
+    def memory_is_live(self) -> bool:
+        """Whether views may alias :attr:`memory` and see every later change.
+
+        True before load and for writable global data mapped from the kernel.  False for
+        frozen maps (their memory is read-only, so views are copies: a write through a view
+        would otherwise fault), for maps not mapped into the process, and once closed.
+        """
+        if self._memory is None:
+            return False
+        return not self.obj.loaded or self._live
+
+    @property
+    def _frozen(self) -> bool:
+        return self.spec.kind in (MapKind.RODATA, MapKind.KCONFIG)
+
+    def write_refusal(self) -> str | None:
+        """Why the section cannot be written now (``None`` when it can)."""
+        if self.obj._closed:
+            return f"object '{self.obj.name}' is closed"
+        if self.spec.kind is MapKind.KCONFIG:
+            return ".kconfig values come from the running kernel's configuration (read-only)"
+        if self.obj.loaded and self.spec.kind is MapKind.RODATA:
+            return f"{self.section_name} is frozen once the object is loaded"
+        if self.obj.loaded and not self._live:
+            return "this map's memory is not mapped into the process"
+        return None
+
+    def bind_kernel_memory(self, fd: int) -> None:
+        """Make :attr:`memory` the kernel map's memory (:meth:`_bind` calls this after creation).
+
+        Writable global data (``.data``, ``.bss``, custom ``.data.*``) is mapped over the image's
+        own pages, so nothing that points into the image goes stale.  A frozen map can only be
+        mapped read-only, and writable Python views of the image cannot be made read-only, so
+        it gets a new, read-only mapping; the image is kept until :meth:`settle_kernel_memory`.
+        """
+        # mmap helpers: only a load needs them, so that importing pybpf.object stays light.
+        from pybpf.kernel.mmap import map_read_only
+        from pybpf.kernel.remap import remap_over
+
+        image = self._memory
+        if self._frozen:
+            if isinstance(image, mmap.mmap):
+                loaded: Memory = map_read_only(fd, len(image))
+            else:
+                loaded = self._kernel_value()
+            self._before_load, self._memory = image, loaded
+        elif isinstance(image, mmap.mmap):
+            remap_over(image, fd, writable=True)
+            self._live = True
+        else:
+            self._before_load, self._memory = image, None
+
+    def settle_kernel_memory(self, loaded: bool) -> None:
+        """Finish :meth:`bind_kernel_memory` once the whole load succeeded or failed.
+
+        On failure the pre-load image comes back.  On success it is released; if views taken
+        before load still hold it, it is left to them with the loaded content, so that what
+        they read is what the kernel holds.
+        """
+        before, self._before_load = self._before_load, None
+        if not loaded:
+            self._live = False
+            if before is not None:
+                if isinstance(self._memory, mmap.mmap):
+                    self._memory.close()
+                self._memory = before
+            return
+        if before is None:
+            return
+        current = self._memory
+        if current is not None and isinstance(before, mmap.mmap | bytearray):
+            content = bytes(current)
+            before[: len(content)] = content
+        if isinstance(before, mmap.mmap):
+            with contextlib.suppress(BufferError):  # views still alias it: theirs now
+                before.close()
+
+    def release_memory(self) -> None:
+        """Drop the memory (on close); every accessor raises from now on.
+
+        A mapping still aliased by Python views cannot be unmapped yet, so its pages are
+        replaced by zero pages: the kernel map is released all the same and the views read
+        harmless memory instead of the map's or unmapped memory.
+        """
+        # Only memory a load mapped needs retiring; see bind_kernel_memory.
+        from pybpf.kernel.remap import retire_pages
+
+        memory, self._memory = self._memory, None
+        self._before_load = None
+        self._live = False
+        if isinstance(memory, mmap.mmap):
+            try:
+                memory.close()
+            except BufferError:
+                retire_pages(memory)
+
+    def __repr__(self) -> str:
+        return f"<Map {self.name} {self.type.name} section={self.section_name}>"
+
+
+def _new_image(spec: MapSpec) -> bytearray | mmap.mmap:
+    """A stable-address image for mmapable global data, a plain bytearray otherwise."""
+    data = spec.initial_value
+    if not spec.mmapable or not data:
+        return bytearray(data)
+    image = mmap.mmap(-1, len(data), flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+    image[:] = data
+    return image
