@@ -22,11 +22,13 @@ from pybpf.abi.bpf import MapType
 from pybpf.errors import BpfError
 from pybpf.obj import MapSpec
 from pybpf.obj.specs import MapKind
-from pybpf.object.state import ObjectState
 
 if TYPE_CHECKING:
+    # Annotation only: BpfObject builds its maps and programs, so a run-time import would
+    # be a cycle; the public ``obj`` attribute keeps its exact type for users' mypy.
     from pybpf.kernel.fd import Fd
     from pybpf.load.maps import MapHandle
+    from pybpf.object.bpf_object import BpfObject
 
 
 Memory = bytearray | mmap.mmap | bytes
@@ -36,7 +38,7 @@ Memory = bytearray | mmap.mmap | bytes
 class Map:
     """One map of a :class:`BpfObject`: its spec plus settings changeable before load."""
 
-    def __init__(self, obj: ObjectState, spec: MapSpec) -> None:
+    def __init__(self, obj: BpfObject, spec: MapSpec) -> None:
         self.obj = obj
         self.spec = spec
         self._memory: Memory | None = _new_image(spec)

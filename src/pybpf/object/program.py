@@ -10,11 +10,13 @@ from pybpf.abi.bpf import AttachType, ProgType
 from pybpf.errors import BpfError
 from pybpf.obj import ProgramSpec
 from pybpf.object.link import Link, LinkSet
-from pybpf.object.state import ObjectState
 
 if TYPE_CHECKING:
+    # Annotation only: BpfObject builds its maps and programs, so a run-time import would
+    # be a cycle; the public ``obj`` attribute keeps its exact type for users' mypy.
     from pybpf.kernel.fd import Fd
     from pybpf.kernel.progs import TestRunResult
+    from pybpf.object.bpf_object import BpfObject
 
 
 _CONTEXT_ONLY_TEST_RUN = frozenset(
@@ -26,7 +28,7 @@ _CONTEXT_ONLY_TEST_RUN = frozenset(
 class Program:
     """One entry-point program of a :class:`BpfObject`."""
 
-    def __init__(self, obj: ObjectState, spec: ProgramSpec) -> None:
+    def __init__(self, obj: BpfObject, spec: ProgramSpec) -> None:
         self.obj = obj
         self.spec = spec
         self.autoload = spec.autoload

@@ -45,7 +45,6 @@ from pybpf.skel.values import VarCodec, VariableError, codec_for, type_name
 if TYPE_CHECKING:
     from pybpf.btf.btf import Btf
     from pybpf.object import Map, Program
-    from pybpf.object.state import ObjectState
 
 
 class LinkLike(Protocol):
@@ -126,7 +125,7 @@ class SectionSource:
         self._retired: str | None = None
 
     @property
-    def obj(self) -> ObjectState:
+    def obj(self) -> BpfObject:
         return self.map.obj
 
     @property
