@@ -16,7 +16,8 @@ import sys
 import weakref
 from array import array
 from bisect import bisect_left
-from itertools import accumulate
+from itertools import accumulate, repeat
+from operator import add
 from struct import Struct
 
 from pybpf.abi.btf import BTF_MAGIC, BTF_MAGIC_SWAPPED, BTF_VERSION, HEADER_SIZE, TYPE_HEADER_SIZE
@@ -153,6 +154,48 @@ class _TypeCache(dict[int, BtfType]):
         return btf._load(type_id)
 
 
+class TypeIndex:
+    """Where every type of one BTF starts: the result of the walk that opening it costs.
+
+    Why public: the walk is the one expensive step of opening vmlinux (~20 ms for 127,000
+    types) and depends only on the bytes, so :mod:`pybpf.core.cache` stores it on disk and
+    hands it back through ``Btf.from_bytes(data, type_index=...)``.  ``starts[i]`` is the
+    offset of type ``start_id + i`` in 32-bit words from the start of the type section; the
+    representation is named by :attr:`FORMAT`, which is part of every cache key so that an
+    index stored in another representation is never handed back.
+    """
+
+    FORMAT = "words"
+    """Names the representation of :attr:`starts` (bump it when the representation changes)."""
+
+    __slots__ = ("starts",)
+
+    def __init__(self, starts: array[int]) -> None:
+        self.starts = starts
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.starts)
+
+    def __repr__(self) -> str:
+        return f"<TypeIndex of {len(self.starts)} types>"
+
+    def plausible(self, section_len: int) -> bool:
+        """A cheap check that this index can describe a type section of ``section_len`` bytes.
+
+        The check is cheap, not complete: a cached index is keyed by the blob's size and CRC, so
+        this only guards against a damaged or foreign entry that still passed those checks.
+        """
+        starts = self.starts
+        if starts.typecode != "I":
+            return False
+        if not starts:
+            return section_len == 0
+        return starts[0] == 0 and 4 * starts[-1] + TYPE_HEADER_SIZE <= section_len
+
+
 _INT_ENCODINGS = tuple(IntEncoding(bits) for bits in range(8))
 _FUNC_LINKAGES = tuple(FuncLinkage)
 _VAR_LINKAGES = tuple(VarLinkage)
@@ -195,6 +238,7 @@ class Btf:
         base: Btf | None = None,
         file: str | None = None,
         section: str | None = BTF,
+        type_index: TypeIndex | None = None,
     ) -> None:
         self.file = file
         self.section = section
@@ -206,7 +250,7 @@ class Btf:
         self._str_cache: dict[int, str] = {0: ""}
         self._strings_complete = False
         self._name_index: dict[str, list[int]] | None = None
-        self._parse_header()
+        self._parse_header(type_index)
 
     # ----------------------------------------------------------------------------- construction
 
@@ -218,9 +262,15 @@ class Btf:
         base: Btf | None = None,
         file: str | None = None,
         section: str | None = BTF,
+        type_index: TypeIndex | None = None,
     ) -> Btf:
-        """Parse BTF from ``data`` (a ``.BTF`` section or a raw BTF file)."""
-        return cls(data, base=base, file=file, section=section)
+        """Parse BTF from ``data`` (a ``.BTF`` section or a raw BTF file).
+
+        ``type_index`` is a :attr:`type_index` saved from an earlier parse of the same bytes;
+        it spares the walk over the type section.  One that cannot describe this blob's type
+        section is ignored and the section is walked as usual.
+        """
+        return cls(data, base=base, file=file, section=section, type_index=type_index)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], *, base: Btf | None = None) -> Btf:
@@ -243,7 +293,7 @@ class Btf:
     def _error(self, message: str, offset: int | None = None) -> BtfError:
         return BtfError(message, file=self.file, section=self.section, offset=offset)
 
-    def _parse_header(self) -> None:
+    def _parse_header(self, type_index: TypeIndex | None) -> None:
         data = self._data
         if len(data) < HEADER_SIZE:
             raise self._error(f"truncated header: {len(data)} bytes, need {HEADER_SIZE}", 0)
@@ -293,7 +343,10 @@ class Btf:
             self.start_id = self.base.start_id + len(self.base)
             self.start_str_off = self.base.start_str_off + len(self.base._strings)
         self._begin: int = hdr_len + type_off
-        self._starts = self._index_types(self._begin, self._begin + type_len)
+        if type_index is not None and type_index.plausible(type_len):
+            self._starts = type_index.starts
+        else:
+            self._starts = self._index_types(self._begin, self._begin + type_len)
         self._end_id = self.start_id + len(self._starts)
 
     def _index_types(self, begin: int, end: int) -> array[int]:
@@ -401,6 +454,36 @@ class Btf:
         self._str_cache.update(zip(starts, parts, strict=False))
         if self.base is None:
             self._str_cache[0] = ""
+
+    @property
+    def data(self) -> bytes:
+        """The whole BTF blob, header included (what :meth:`from_bytes` was given)."""
+        return self._data
+
+    @property
+    def type_index(self) -> TypeIndex:
+        """Where every type starts, to hand to a later :meth:`from_bytes` of the same bytes."""
+        return TypeIndex(self._starts)
+
+    def type_offsets(self) -> array[int]:
+        """Byte offset in :attr:`data` of every type (index ``i``: type ``start_id + i``)."""
+        begin = self._begin
+        return array("I", [begin + 4 * w for w in self._starts])
+
+    def name_offsets(self) -> list[int]:
+        """The ``name_off`` of every own type, in id order.
+
+        A C-level pass (``map`` over the words) when the blob is in the host's byte order and
+        its type section is word-aligned: the name index of vmlinux is built from this.
+        """
+        begin = self._begin
+        if self.big_endian == NATIVE_BIG_ENDIAN and not begin & 3:
+            words = self._view[: len(self._data) & ~3].cast("I")
+            first = repeat(begin >> 2)
+            return list(map(words.__getitem__, map(add, self._starts, first)))
+        unpack = self._fmt.u32.unpack_from
+        data = self._data
+        return [unpack(data, begin + 4 * w)[0] for w in self._starts]
 
     @property
     def string_bytes(self) -> bytes:
@@ -533,8 +616,7 @@ class Btf:
 
     def _bad_ref(self, type_id: int, ref: int, what: str, off: int) -> BtfError:
         return self._error(
-            f"type #{type_id}: {what} refers to type id {ref} out of range "
-            f"[0, {self._end_id - 1}]",
+            f"type #{type_id}: {what} refers to type id {ref} out of range [0, {self._end_id - 1}]",
             off,
         )
 
@@ -578,9 +660,7 @@ class Btf:
             raise self._bad_ref(type_id, index_type, "index", body)
         return BtfArray(elem, index_type, nelems, name)
 
-    def _decode_composite(
-        self, type_id: int, off: int, name: str, info: int, size: int
-    ) -> BtfType:
+    def _decode_composite(self, type_id: int, off: int, name: str, info: int, size: int) -> BtfType:
         body = off + TYPE_HEADER_SIZE
         end_id = self._end_id
         names = self._str_cache
@@ -915,4 +995,3 @@ for _kind, _decoder in {
     BtfKind.ENUM64: Btf._decode_enum64,
 }.items():
     _DECODERS[_kind] = _decoder
-
