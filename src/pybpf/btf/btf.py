@@ -22,6 +22,7 @@ from struct import Struct
 
 from pybpf.abi.btf import BTF_MAGIC, BTF_MAGIC_SWAPPED, BTF_VERSION, HEADER_SIZE, TYPE_HEADER_SIZE
 from pybpf.abi.sections import BTF
+from pybpf.btf import naming
 from pybpf.btf.types import (
     MODIFIER_KINDS,
     VOID,
@@ -535,9 +536,7 @@ class Btf:
 
     def describe(self, type_id: int) -> str:
         """``STRUCT 'foo'`` or ``anonymous PTR``: how error messages name a type."""
-        name = self.name_of(type_id)
-        kind = self.kind_of(type_id).name
-        return f"{kind} '{name}'" if name else f"anonymous {kind}"
+        return naming.describe(self, type_id)
 
     def __getitem__(self, type_id: int) -> BtfType:
         """The type with id ``type_id`` (``KeyError``-free: bad ids raise :class:`BtfError`)."""
