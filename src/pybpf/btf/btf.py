@@ -23,6 +23,7 @@ from struct import Struct
 from pybpf.abi.btf import BTF_MAGIC, BTF_MAGIC_SWAPPED, BTF_VERSION, HEADER_SIZE, TYPE_HEADER_SIZE
 from pybpf.abi.sections import BTF
 from pybpf.btf import naming
+from pybpf.btf.layout import MAX_RESOLVE_DEPTH, TypeLayout
 from pybpf.btf.types import (
     MODIFIER_KINDS,
     VOID,
@@ -64,8 +65,6 @@ if TYPE_CHECKING:
 POINTER_SIZE = 8
 """BPF is a 64-bit target: every pointer in BPF BTF is 8 bytes."""
 
-MAX_RESOLVE_DEPTH = 32
-"""libbpf gives up resolving after 32 modifier/typedef hops; a longer chain is a cycle."""
 
 # Size of the data that follows the 12-byte common header, as (fixed bytes, bytes per vlen).
 RECORD_TAIL_SIZE: dict[int, tuple[int, int]] = {
@@ -217,6 +216,7 @@ class Btf:
         "_data",
         "_end_id",
         "_fmt",
+        "_layout",
         "_name_index",
         "_starts",
         "_str_cache",
@@ -251,6 +251,7 @@ class Btf:
         self._str_cache: dict[int, str] = {0: ""}
         self._strings_complete = False
         self._name_index: dict[str, list[int]] | None = None
+        self._layout: TypeLayout | None = None
         self._parse_header(type_index)
 
     # ----------------------------------------------------------------------------- construction
@@ -911,64 +912,89 @@ class Btf:
             return t.type
         raise self._error(f"type #{type_id}: {t.kind.name} '{t.name}' refers to no type")
 
+    @property
+    def layout(self) -> TypeLayout:
+        """Sizes and alignments of this BTF's types for BPF (8-byte pointers), memoised."""
+        layout = self._layout
+        if layout is None:
+            layout = self._layout = TypeLayout(self, POINTER_SIZE)
+        return layout
+
     def size_of(self, type_id: int) -> int:
-        """Size in bytes of a value of ``type_id``, as ``sizeof`` would give."""
-        nelems = 1
+        """Size in bytes of a value of ``type_id``, as ``sizeof`` would give.
+
+        :attr:`layout` answers; this only turns its "no size" into an error that says why.
+        A DECL_TAG is refused (libbpf sizes it as its target, but it is not a value's type).
+        """
+        size = self.layout.resolve_size(type_id)
+        if size >= 0 and self.kind_of(type_id) != BtfKind.DECL_TAG:
+            return size
+        raise self._no_size(type_id)
+
+    def _no_size(self, type_id: int) -> BtfError:
+        """Why ``type_id`` has no size (error path only): the chain is followed to the culprit."""
         for _ in range(MAX_RESOLVE_DEPTH):
             type_id = self.resolve(type_id)
             if type_id == VOID:
-                raise self._error("size of void requested")
+                return self._error("size of void requested")
             t = self[type_id]
-            if isinstance(
-                t, BtfInt | BtfStruct | BtfUnion | BtfEnum | BtfEnum64 | BtfFloat | BtfDatasec
-            ):
-                return nelems * t.size
-            if isinstance(t, BtfPtr):
-                return nelems * POINTER_SIZE
-            if isinstance(t, BtfArray):
-                nelems *= t.nelems
+            if isinstance(t, BtfArray | BtfVar):
                 type_id = t.type
                 continue
-            if isinstance(t, BtfVar):
-                type_id = t.type
-                continue
-            raise self._error(f"type #{type_id}: {t.kind.name} '{t.name}' has no size")
-        raise self._error(f"type #{type_id}: array nesting too deep (reference cycle?)")
+            if isinstance(t, _SIZED):
+                return self._error(
+                    f"type #{type_id}: {t.kind.name} '{t.name}': size does not fit 32 bits or "
+                    "array nesting too deep (reference cycle?)"
+                )
+            return self._error(f"type #{type_id}: {t.kind.name} '{t.name}' has no size")
+        return self._error(f"type #{type_id}: array nesting too deep (reference cycle?)")
 
     def align_of(self, type_id: int) -> int:
-        """Alignment in bytes, detecting packed structs the way libbpf does."""
-        return self._align_of(type_id, 0)
+        """Alignment in bytes, detecting packed structs the way libbpf does.
 
-    def _align_of(self, type_id: int, depth: int) -> int:
-        if depth > MAX_RESOLVE_DEPTH:
-            raise self._error(f"type #{type_id}: nesting too deep (reference cycle?)")
-        type_id = self.resolve(type_id)
-        if type_id == VOID:
-            raise self._error("alignment of void requested")
-        t = self[type_id]
-        if isinstance(t, BtfInt | BtfEnum | BtfEnum64 | BtfFloat):
-            return max(1, min(t.size, POINTER_SIZE))
-        if isinstance(t, BtfPtr):
-            return POINTER_SIZE
-        if isinstance(t, BtfArray):
-            return self._align_of(t.type, depth + 1)
-        if isinstance(t, BtfStruct | BtfUnion):
-            max_align = 1
-            for member in t.members:
-                align = self._align_of(member.type, depth + 1)
-                if member.bitfield_size == 0 and member.offset % (8 * align):
-                    return 1  # a member off its natural alignment: the struct is packed
-                max_align = max(max_align, align)
-            if t.size % max_align:
-                return 1
-            return max_align
-        raise self._error(f"type #{type_id}: {t.kind.name} '{t.name}' has no alignment")
+        :attr:`layout` answers; this only turns its "no alignment" (and a type containing
+        itself) into an error that says why.
+        """
+        try:
+            align = self.layout.align_of(type_id)
+        except BtfError:
+            self.resolve(type_id)  # a modifier/typedef loop at the root: that message
+            raise self._error(f"type #{type_id}: nesting too deep (reference cycle?)") from None
+        if align > 0:
+            return align
+        resolved = self.resolve(type_id)
+        if resolved != VOID and isinstance(self[resolved], BtfInt | BtfEnum | BtfEnum64 | BtfFloat):
+            return 1  # a forward-declared enum (size 0) is byte-aligned, as it always was here
+        raise self._no_alignment(type_id)
+
+    def _no_alignment(self, type_id: int) -> BtfError:
+        """Why ``type_id`` has no alignment (error path only): the culprit nested in it."""
+        layout = self.layout
+        for _ in range(len(self) + 1):
+            type_id = self.resolve(type_id)
+            if type_id == VOID:
+                return self._error("alignment of void requested")
+            t = self[type_id]
+            if isinstance(t, BtfArray):
+                type_id = t.type
+                continue
+            if isinstance(t, BtfStruct | BtfUnion):
+                bad = [m.type for m in t.members if layout.align_of(m.type) == 0]
+                if bad:
+                    type_id = bad[0]
+                    continue
+            if isinstance(t, BtfInt | BtfEnum | BtfEnum64 | BtfFloat):
+                return self._error(f"type #{type_id}: {t.kind.name} '{t.name}' has size 0")
+            return self._error(f"type #{type_id}: {t.kind.name} '{t.name}' has no alignment")
+        return self._error(f"type #{type_id}: nesting too deep (reference cycle?)")
 
     def __repr__(self) -> str:
         where = self.file or "<bytes>"
         return f"<Btf {where}: {len(self)} types from id {self.start_id}>"
 
 
+_SIZED = (BtfInt, BtfStruct, BtfUnion, BtfEnum, BtfEnum64, BtfFloat, BtfDatasec, BtfPtr)
+"""Kinds whose size is their own (or the pointer size): where a size walk ends."""
 _KINDS = tuple(BtfKind(k) if k <= max(BtfKind) else BtfKind.UNKN for k in range(32))
 _STRUCT = int(BtfKind.STRUCT)
 _DECODERS: list[Callable[[Btf, int, int, str, int, int], BtfType] | None] = [None] * 32
