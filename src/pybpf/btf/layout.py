@@ -22,6 +22,7 @@ from pybpf.btf.types import (
     BtfEnum64,
     BtfFloat,
     BtfInt,
+    BtfMember,
     BtfPtr,
     BtfRestrict,
     BtfStruct,
@@ -135,7 +136,7 @@ class TypeLayout:
                 composite = frame.composite
                 if composite is not None and align > 0:
                     member = composite.members[frame.index]
-                    if member.bitfield_size == 0 and member.offset % (8 * align):
+                    if _misplaced(member, align):
                         align = 1  # a member off its natural alignment: the struct is packed
                     else:
                         frame.max_align = max(frame.max_align, align)
@@ -204,7 +205,15 @@ class TypeLayout:
         max_align = 1
         for member in t.members:
             align = self.align_of(member.type)
-            if align and member.bitfield_size == 0 and member.offset % (8 * align):
+            if align and _misplaced(member, align):
                 return True
             max_align = max(align, max_align)
         return t.size % max_align != 0
+
+
+def _misplaced(member: BtfMember, align: int) -> bool:
+    """A non-bitfield member off its natural alignment: libbpf's sign of a packed struct.
+
+    Both of libbpf's packed tests (``btf__align_of`` and ``btf_is_struct_packed``) ask this.
+    """
+    return member.bitfield_size == 0 and member.offset % (8 * align) != 0

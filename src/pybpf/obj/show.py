@@ -8,7 +8,7 @@ a script can match them against kernel documentation without a lookup table.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pybpf.abi.bpf import flag_names, uapi_name
 from pybpf.btf import Btf
@@ -17,8 +17,16 @@ from pybpf.btf.types import VarLinkage
 from pybpf.obj.object_spec import ObjectSpec
 from pybpf.obj.specs import MapSpec, ProgramSpec
 
-if TYPE_CHECKING:
-    from pybpf.object import BpfObject
+
+class HasSpec(Protocol):
+    """Anything carrying an :class:`ObjectSpec` (a :class:`~pybpf.object.BpfObject`).
+
+    A protocol rather than an import: the object model sits below the live object, so naming
+    ``BpfObject`` here would point an import (even a type-only one) up the layers.
+    """
+
+    @property
+    def spec(self) -> ObjectSpec: ...
 
 
 def type_name(btf: Btf | None, type_id: int) -> str:
@@ -143,7 +151,7 @@ def format_text(spec: ObjectSpec) -> str:
     return "\n".join(out) + "\n"
 
 
-def format_object(spec_or_obj: ObjectSpec | BpfObject, as_json: bool = False) -> str:
+def format_object(spec_or_obj: ObjectSpec | HasSpec, as_json: bool = False) -> str:
     """The text (or JSON) of ``pybpf object show`` for an object or its spec."""
     spec = spec_or_obj if isinstance(spec_or_obj, ObjectSpec) else spec_or_obj.spec
     if as_json:
