@@ -20,9 +20,9 @@ from conftest import compile_bpf
 from pybpf import BpfError, BtfError
 from pybpf.btf import Btf, BtfKind
 from pybpf.btf.c_dump import CDumper, dump_c
-from pybpf.btf.c_dump_layout import TypeLayout
 from pybpf.btf.dump_raw import dump_raw
 from pybpf.btf.ext import BtfExt
+from pybpf.btf.layout import TypeLayout
 from pybpf.btf.types import BtfVar
 from test_btf_model import RawBtf, elf_section
 

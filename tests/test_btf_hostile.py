@@ -29,9 +29,9 @@ from conftest import bpftool
 from pybpf.btf import Btf, BtfKind
 from pybpf.btf.builder import BtfBuilder
 from pybpf.btf.c_dump import FOOTER, HEADER, CDumper, dump_c, write_c
-from pybpf.btf.c_dump_layout import TypeLayout
 from pybpf.btf.dedup import dedup
 from pybpf.btf.dump_raw import dump_raw
+from pybpf.btf.layout import TypeLayout
 from pybpf.btf.types import BtfVar
 from pybpf.errors import BtfError
 from test_btf_model import RawBtf

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from pybpf.btf.btf import Btf
+from pybpf.btf.btf import Btf, TypeIndex
 from pybpf.btf.builder import BtfBuilder
 from pybpf.btf.types import BtfInt, BtfMember, BtfStruct, IntEncoding
 from pybpf.core import cache as cache_mod
 from pybpf.core.cache import CacheKey, IndexCache
 from pybpf.core.index import HashTable, NameIndex, build_table
-from pybpf.core.kbtf import IndexedBtf
 from pybpf.core.names import essential_name, essential_name_len
 from pybpf.core.target import TargetBtf
 
@@ -29,12 +28,12 @@ pytestmark = pytest.mark.skipif(not VMLINUX.exists(), reason="needs /sys/kernel/
 
 
 @pytest.fixture(scope="module")
-def vmlinux() -> IndexedBtf:
-    return IndexedBtf(VMLINUX.read_bytes(), file=str(VMLINUX))
+def vmlinux() -> Btf:
+    return Btf.from_bytes(VMLINUX.read_bytes(), file=str(VMLINUX))
 
 
 @pytest.fixture(scope="module")
-def brute(vmlinux: IndexedBtf) -> dict[str, list[int]]:
+def brute(vmlinux: Btf) -> dict[str, list[int]]:
     """Essential name -> ids, the slow obvious way (libbpf's loop over every type)."""
     out: dict[str, list[int]] = {}
     for type_id in vmlinux.type_ids():
@@ -61,7 +60,7 @@ def test_essential_names() -> None:
 
 
 def test_scan_table_and_cache_agree_with_brute_force(
-    vmlinux: IndexedBtf, brute: dict[str, list[int]], tmp_path: Path
+    vmlinux: Btf, brute: dict[str, list[int]], tmp_path: Path
 ) -> None:
     names = sample_names(brute)
     # kernel names with a flavor separator: found under their essential name
@@ -73,10 +72,10 @@ def test_scan_table_and_cache_agree_with_brute_force(
     scan = NameIndex(vmlinux, scan_lookups=len(names) + 1)
     built = build_table(vmlinux)
     key = CacheKey(1, 2)
-    IndexCache(tmp_path).store(key, vmlinux.walk, built)
+    IndexCache(tmp_path).store(key, vmlinux.type_index, built)
     entry = IndexCache(tmp_path).load(key)
     assert entry is not None and entry.table is not None
-    assert list(entry.walk) == list(vmlinux.walk)
+    assert list(entry.type_index) == list(vmlinux.type_index)
     loaded = NameIndex(vmlinux, entry.table)
     fresh = NameIndex(vmlinux, built)
     for name in names:
@@ -123,7 +122,9 @@ def test_damaged_cache_is_ignored_and_replaced(tmp_path: Path, damage: str) -> N
         raw = bytearray()
     else:  # a valid file for other contents under this name
         other = CacheKey(123, 456)
-        raw = bytearray(cache_mod.encode(other, IndexedBtf(VMLINUX.read_bytes()).walk, None))
+        raw = bytearray(
+            cache_mod.encode(other, Btf.from_bytes(VMLINUX.read_bytes()).type_index, None)
+        )
     path.write_bytes(bytes(raw))
     target = TargetBtf.running_kernel(cache_dir=tmp_path)
     assert target._main.index.table is None
@@ -163,20 +164,20 @@ def test_key_follows_contents(tmp_path: Path) -> None:
     assert again.main.size_of(2) == 8
 
 
-def test_cached_walk_is_the_parsers_own(vmlinux: IndexedBtf) -> None:
+def test_cached_walk_is_the_parsers_own(vmlinux: Btf) -> None:
     """A Btf opened with the cached walk decodes every type exactly as a fresh parse."""
-    again = IndexedBtf(vmlinux.data, walk=vmlinux.walk)
+    again = Btf.from_bytes(vmlinux.data, type_index=vmlinux.type_index)
     fresh = Btf(vmlinux.data)
     for type_id in range(1, len(fresh) + 1, 97):
         assert again[type_id] == fresh[type_id]
     assert list(again.type_offsets()) == [fresh._raw_offset(i) for i in fresh.type_ids()]
 
 
-def test_implausible_cached_walk_is_walked_again(vmlinux: IndexedBtf) -> None:
+def test_implausible_cached_walk_is_walked_again(vmlinux: Btf) -> None:
     from array import array
 
-    again = IndexedBtf(vmlinux.data, walk=array("I", [5, 10**9]))
-    assert list(again.walk) == list(vmlinux.walk)
+    again = Btf.from_bytes(vmlinux.data, type_index=TypeIndex(array("I", [5, 10**9])))
+    assert list(again.type_index) == list(vmlinux.type_index)
 
 
 def test_old_entries_are_pruned(tmp_path: Path) -> None:
@@ -184,7 +185,7 @@ def test_old_entries_are_pruned(tmp_path: Path) -> None:
 
     cache = IndexCache(tmp_path)
     for i in range(cache_mod.MAX_FILES + 3):
-        assert cache.store(CacheKey(i, i), array("I", [0]), None)
+        assert cache.store(CacheKey(i, i), TypeIndex(array("I", [0])), None)
         os.utime(tmp_path / CacheKey(i, i).filename, (i, i))
     names = {p.name for p in tmp_path.iterdir()}
     assert len(names) == cache_mod.MAX_FILES

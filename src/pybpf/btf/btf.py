@@ -16,11 +16,14 @@ import sys
 import weakref
 from array import array
 from bisect import bisect_left
-from itertools import accumulate
+from itertools import accumulate, repeat
+from operator import add
 from struct import Struct
 
 from pybpf.abi.btf import BTF_MAGIC, BTF_MAGIC_SWAPPED, BTF_VERSION, HEADER_SIZE, TYPE_HEADER_SIZE
 from pybpf.abi.sections import BTF
+from pybpf.btf import naming
+from pybpf.btf.layout import MAX_RESOLVE_DEPTH, TypeLayout
 from pybpf.btf.types import (
     MODIFIER_KINDS,
     VOID,
@@ -62,8 +65,6 @@ if TYPE_CHECKING:
 POINTER_SIZE = 8
 """BPF is a 64-bit target: every pointer in BPF BTF is 8 bytes."""
 
-MAX_RESOLVE_DEPTH = 32
-"""libbpf gives up resolving after 32 modifier/typedef hops; a longer chain is a cycle."""
 
 # Size of the data that follows the 12-byte common header, as (fixed bytes, bytes per vlen).
 RECORD_TAIL_SIZE: dict[int, tuple[int, int]] = {
@@ -153,6 +154,48 @@ class _TypeCache(dict[int, BtfType]):
         return btf._load(type_id)
 
 
+class TypeIndex:
+    """Where every type of one BTF starts: the result of the walk that opening it costs.
+
+    Why public: the walk is the one expensive step of opening vmlinux (~20 ms for 127,000
+    types) and depends only on the bytes, so :mod:`pybpf.core.cache` stores it on disk and
+    hands it back through ``Btf.from_bytes(data, type_index=...)``.  ``starts[i]`` is the
+    offset of type ``start_id + i`` in 32-bit words from the start of the type section; the
+    representation is named by :attr:`FORMAT`, which is part of every cache key so that an
+    index stored in another representation is never handed back.
+    """
+
+    FORMAT = "words"
+    """Names the representation of :attr:`starts` (bump it when the representation changes)."""
+
+    __slots__ = ("starts",)
+
+    def __init__(self, starts: array[int]) -> None:
+        self.starts = starts
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.starts)
+
+    def __repr__(self) -> str:
+        return f"<TypeIndex of {len(self.starts)} types>"
+
+    def plausible(self, section_len: int) -> bool:
+        """A cheap check that this index can describe a type section of ``section_len`` bytes.
+
+        The check is cheap, not complete: a cached index is keyed by the blob's size and CRC, so
+        this only guards against a damaged or foreign entry that still passed those checks.
+        """
+        starts = self.starts
+        if starts.typecode != "I":
+            return False
+        if not starts:
+            return section_len == 0
+        return starts[0] == 0 and 4 * starts[-1] + TYPE_HEADER_SIZE <= section_len
+
+
 _INT_ENCODINGS = tuple(IntEncoding(bits) for bits in range(8))
 _FUNC_LINKAGES = tuple(FuncLinkage)
 _VAR_LINKAGES = tuple(VarLinkage)
@@ -173,6 +216,7 @@ class Btf:
         "_data",
         "_end_id",
         "_fmt",
+        "_layout",
         "_name_index",
         "_starts",
         "_str_cache",
@@ -195,6 +239,7 @@ class Btf:
         base: Btf | None = None,
         file: str | None = None,
         section: str | None = BTF,
+        type_index: TypeIndex | None = None,
     ) -> None:
         self.file = file
         self.section = section
@@ -206,7 +251,8 @@ class Btf:
         self._str_cache: dict[int, str] = {0: ""}
         self._strings_complete = False
         self._name_index: dict[str, list[int]] | None = None
-        self._parse_header()
+        self._layout: TypeLayout | None = None
+        self._parse_header(type_index)
 
     # ----------------------------------------------------------------------------- construction
 
@@ -218,9 +264,15 @@ class Btf:
         base: Btf | None = None,
         file: str | None = None,
         section: str | None = BTF,
+        type_index: TypeIndex | None = None,
     ) -> Btf:
-        """Parse BTF from ``data`` (a ``.BTF`` section or a raw BTF file)."""
-        return cls(data, base=base, file=file, section=section)
+        """Parse BTF from ``data`` (a ``.BTF`` section or a raw BTF file).
+
+        ``type_index`` is a :attr:`type_index` saved from an earlier parse of the same bytes;
+        it spares the walk over the type section.  One that cannot describe this blob's type
+        section is ignored and the section is walked as usual.
+        """
+        return cls(data, base=base, file=file, section=section, type_index=type_index)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], *, base: Btf | None = None) -> Btf:
@@ -243,7 +295,7 @@ class Btf:
     def _error(self, message: str, offset: int | None = None) -> BtfError:
         return BtfError(message, file=self.file, section=self.section, offset=offset)
 
-    def _parse_header(self) -> None:
+    def _parse_header(self, type_index: TypeIndex | None) -> None:
         data = self._data
         if len(data) < HEADER_SIZE:
             raise self._error(f"truncated header: {len(data)} bytes, need {HEADER_SIZE}", 0)
@@ -293,7 +345,10 @@ class Btf:
             self.start_id = self.base.start_id + len(self.base)
             self.start_str_off = self.base.start_str_off + len(self.base._strings)
         self._begin: int = hdr_len + type_off
-        self._starts = self._index_types(self._begin, self._begin + type_len)
+        if type_index is not None and type_index.plausible(type_len):
+            self._starts = type_index.starts
+        else:
+            self._starts = self._index_types(self._begin, self._begin + type_len)
         self._end_id = self.start_id + len(self._starts)
 
     def _index_types(self, begin: int, end: int) -> array[int]:
@@ -403,6 +458,36 @@ class Btf:
             self._str_cache[0] = ""
 
     @property
+    def data(self) -> bytes:
+        """The whole BTF blob, header included (what :meth:`from_bytes` was given)."""
+        return self._data
+
+    @property
+    def type_index(self) -> TypeIndex:
+        """Where every type starts, to hand to a later :meth:`from_bytes` of the same bytes."""
+        return TypeIndex(self._starts)
+
+    def type_offsets(self) -> array[int]:
+        """Byte offset in :attr:`data` of every type (index ``i``: type ``start_id + i``)."""
+        begin = self._begin
+        return array("I", [begin + 4 * w for w in self._starts])
+
+    def name_offsets(self) -> list[int]:
+        """The ``name_off`` of every own type, in id order.
+
+        A C-level pass (``map`` over the words) when the blob is in the host's byte order and
+        its type section is word-aligned: the name index of vmlinux is built from this.
+        """
+        begin = self._begin
+        if self.big_endian == NATIVE_BIG_ENDIAN and not begin & 3:
+            words = self._view[: len(self._data) & ~3].cast("I")
+            first = repeat(begin >> 2)
+            return list(map(words.__getitem__, map(add, self._starts, first)))
+        unpack = self._fmt.u32.unpack_from
+        data = self._data
+        return [unpack(data, begin + 4 * w)[0] for w in self._starts]
+
+    @property
     def string_bytes(self) -> bytes:
         """This BTF's own string section (without the base's)."""
         return self._strings
@@ -452,9 +537,7 @@ class Btf:
 
     def describe(self, type_id: int) -> str:
         """``STRUCT 'foo'`` or ``anonymous PTR``: how error messages name a type."""
-        name = self.name_of(type_id)
-        kind = self.kind_of(type_id).name
-        return f"{kind} '{name}'" if name else f"anonymous {kind}"
+        return naming.describe(self, type_id)
 
     def __getitem__(self, type_id: int) -> BtfType:
         """The type with id ``type_id`` (``KeyError``-free: bad ids raise :class:`BtfError`)."""
@@ -533,8 +616,7 @@ class Btf:
 
     def _bad_ref(self, type_id: int, ref: int, what: str, off: int) -> BtfError:
         return self._error(
-            f"type #{type_id}: {what} refers to type id {ref} out of range "
-            f"[0, {self._end_id - 1}]",
+            f"type #{type_id}: {what} refers to type id {ref} out of range [0, {self._end_id - 1}]",
             off,
         )
 
@@ -578,9 +660,7 @@ class Btf:
             raise self._bad_ref(type_id, index_type, "index", body)
         return BtfArray(elem, index_type, nelems, name)
 
-    def _decode_composite(
-        self, type_id: int, off: int, name: str, info: int, size: int
-    ) -> BtfType:
+    def _decode_composite(self, type_id: int, off: int, name: str, info: int, size: int) -> BtfType:
         body = off + TYPE_HEADER_SIZE
         end_id = self._end_id
         names = self._str_cache
@@ -832,64 +912,89 @@ class Btf:
             return t.type
         raise self._error(f"type #{type_id}: {t.kind.name} '{t.name}' refers to no type")
 
+    @property
+    def layout(self) -> TypeLayout:
+        """Sizes and alignments of this BTF's types for BPF (8-byte pointers), memoised."""
+        layout = self._layout
+        if layout is None:
+            layout = self._layout = TypeLayout(self, POINTER_SIZE)
+        return layout
+
     def size_of(self, type_id: int) -> int:
-        """Size in bytes of a value of ``type_id``, as ``sizeof`` would give."""
-        nelems = 1
+        """Size in bytes of a value of ``type_id``, as ``sizeof`` would give.
+
+        :attr:`layout` answers; this only turns its "no size" into an error that says why.
+        A DECL_TAG is refused (libbpf sizes it as its target, but it is not a value's type).
+        """
+        size = self.layout.resolve_size(type_id)
+        if size >= 0 and self.kind_of(type_id) != BtfKind.DECL_TAG:
+            return size
+        raise self._no_size(type_id)
+
+    def _no_size(self, type_id: int) -> BtfError:
+        """Why ``type_id`` has no size (error path only): the chain is followed to the culprit."""
         for _ in range(MAX_RESOLVE_DEPTH):
             type_id = self.resolve(type_id)
             if type_id == VOID:
-                raise self._error("size of void requested")
+                return self._error("size of void requested")
             t = self[type_id]
-            if isinstance(
-                t, BtfInt | BtfStruct | BtfUnion | BtfEnum | BtfEnum64 | BtfFloat | BtfDatasec
-            ):
-                return nelems * t.size
-            if isinstance(t, BtfPtr):
-                return nelems * POINTER_SIZE
-            if isinstance(t, BtfArray):
-                nelems *= t.nelems
+            if isinstance(t, BtfArray | BtfVar):
                 type_id = t.type
                 continue
-            if isinstance(t, BtfVar):
-                type_id = t.type
-                continue
-            raise self._error(f"type #{type_id}: {t.kind.name} '{t.name}' has no size")
-        raise self._error(f"type #{type_id}: array nesting too deep (reference cycle?)")
+            if isinstance(t, _SIZED):
+                return self._error(
+                    f"type #{type_id}: {t.kind.name} '{t.name}': size does not fit 32 bits or "
+                    "array nesting too deep (reference cycle?)"
+                )
+            return self._error(f"type #{type_id}: {t.kind.name} '{t.name}' has no size")
+        return self._error(f"type #{type_id}: array nesting too deep (reference cycle?)")
 
     def align_of(self, type_id: int) -> int:
-        """Alignment in bytes, detecting packed structs the way libbpf does."""
-        return self._align_of(type_id, 0)
+        """Alignment in bytes, detecting packed structs the way libbpf does.
 
-    def _align_of(self, type_id: int, depth: int) -> int:
-        if depth > MAX_RESOLVE_DEPTH:
-            raise self._error(f"type #{type_id}: nesting too deep (reference cycle?)")
-        type_id = self.resolve(type_id)
-        if type_id == VOID:
-            raise self._error("alignment of void requested")
-        t = self[type_id]
-        if isinstance(t, BtfInt | BtfEnum | BtfEnum64 | BtfFloat):
-            return max(1, min(t.size, POINTER_SIZE))
-        if isinstance(t, BtfPtr):
-            return POINTER_SIZE
-        if isinstance(t, BtfArray):
-            return self._align_of(t.type, depth + 1)
-        if isinstance(t, BtfStruct | BtfUnion):
-            max_align = 1
-            for member in t.members:
-                align = self._align_of(member.type, depth + 1)
-                if member.bitfield_size == 0 and member.offset % (8 * align):
-                    return 1  # a member off its natural alignment: the struct is packed
-                max_align = max(max_align, align)
-            if t.size % max_align:
-                return 1
-            return max_align
-        raise self._error(f"type #{type_id}: {t.kind.name} '{t.name}' has no alignment")
+        :attr:`layout` answers; this only turns its "no alignment" (and a type containing
+        itself) into an error that says why.
+        """
+        try:
+            align = self.layout.align_of(type_id)
+        except BtfError:
+            self.resolve(type_id)  # a modifier/typedef loop at the root: that message
+            raise self._error(f"type #{type_id}: nesting too deep (reference cycle?)") from None
+        if align > 0:
+            return align
+        resolved = self.resolve(type_id)
+        if resolved != VOID and isinstance(self[resolved], BtfInt | BtfEnum | BtfEnum64 | BtfFloat):
+            return 1  # a forward-declared enum (size 0) is byte-aligned, as it always was here
+        raise self._no_alignment(type_id)
+
+    def _no_alignment(self, type_id: int) -> BtfError:
+        """Why ``type_id`` has no alignment (error path only): the culprit nested in it."""
+        layout = self.layout
+        for _ in range(len(self) + 1):
+            type_id = self.resolve(type_id)
+            if type_id == VOID:
+                return self._error("alignment of void requested")
+            t = self[type_id]
+            if isinstance(t, BtfArray):
+                type_id = t.type
+                continue
+            if isinstance(t, BtfStruct | BtfUnion):
+                bad = [m.type for m in t.members if layout.align_of(m.type) == 0]
+                if bad:
+                    type_id = bad[0]
+                    continue
+            if isinstance(t, BtfInt | BtfEnum | BtfEnum64 | BtfFloat):
+                return self._error(f"type #{type_id}: {t.kind.name} '{t.name}' has size 0")
+            return self._error(f"type #{type_id}: {t.kind.name} '{t.name}' has no alignment")
+        return self._error(f"type #{type_id}: nesting too deep (reference cycle?)")
 
     def __repr__(self) -> str:
         where = self.file or "<bytes>"
         return f"<Btf {where}: {len(self)} types from id {self.start_id}>"
 
 
+_SIZED = (BtfInt, BtfStruct, BtfUnion, BtfEnum, BtfEnum64, BtfFloat, BtfDatasec, BtfPtr)
+"""Kinds whose size is their own (or the pointer size): where a size walk ends."""
 _KINDS = tuple(BtfKind(k) if k <= max(BtfKind) else BtfKind.UNKN for k in range(32))
 _STRUCT = int(BtfKind.STRUCT)
 _DECODERS: list[Callable[[Btf, int, int, str, int, int], BtfType] | None] = [None] * 32
@@ -915,4 +1020,3 @@ for _kind, _decoder in {
     BtfKind.ENUM64: Btf._decode_enum64,
 }.items():
     _DECODERS[_kind] = _decoder
-

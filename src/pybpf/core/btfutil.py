@@ -8,6 +8,7 @@ struct or union", "how big is it".  Keeping them here keeps the matching code re
 from __future__ import annotations
 
 from pybpf.btf.btf import Btf
+from pybpf.btf.naming import describe_with_id
 from pybpf.btf.types import (
     VOID,
     BtfArray,
@@ -76,12 +77,5 @@ def element_size(btf: Btf, type_id: int) -> int:
     return resolve_size(btf, elem_id)
 
 
-def describe(btf: Btf, type_id: int) -> str:
-    """``[id] kind name`` for messages."""
-    try:
-        t = type_or_none(btf, type_id)
-    except BtfError:
-        return f"[{type_id}] <invalid>"
-    if t is None:
-        return f"[{type_id}] void"
-    return f"[{type_id}] {t.kind.name.lower()} {t.name or '<anon>'}"
+describe = describe_with_id
+"""``[id] kind name`` for CO-RE messages (one spelling, in :mod:`pybpf.btf.naming`)."""

@@ -13,13 +13,15 @@ is ignored (and later replaced), never trusted.
 
 Layout (little-endian)::
 
-    8s  magic "PYBPFBX3"    u32 flags (1: has name table)   u32 n_types
+    8s  magic "PYBPFBX4"    u32 flags (1: has name table)   u32 n_types
     u64 btf_size            u32 btf_crc32                    u32 n_entries
-    u32 payload_crc32       u32 pad                          8s  walk layout
-    u32 walk[n_types]       u32 name_hashes[n_entries]       u32 type_ids[n_entries]
+    u32 payload_crc32       u32 pad                          8s  index format
+    u32 starts[n_types]     u32 name_hashes[n_entries]       u32 type_ids[n_entries]
 
-``walk`` is ``Btf``'s record of where types start, in the representation named by the layout
-field (:data:`pybpf.core.kbtf.LAYOUT`); a file of another layout is ignored.
+``starts`` is a :class:`~pybpf.btf.btf.TypeIndex`, in the representation named by the format
+field (:attr:`TypeIndex.FORMAT <pybpf.btf.btf.TypeIndex.FORMAT>`); a file of another format is
+ignored.  The magic changed from ``PYBPFBX3`` when the index became ``Btf``'s public API, so
+files written before are never read.
 """
 
 from __future__ import annotations
@@ -36,16 +38,16 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
+from pybpf.btf.btf import TypeIndex
 from pybpf.core.index import HashTable
-from pybpf.core.kbtf import LAYOUT
 from pybpf.errors import BtfError
 
-MAGIC = b"PYBPFBX3"
+MAGIC = b"PYBPFBX4"
 _HEADER = struct.Struct("<8sIIQIIII8s")
 FLAG_TABLE = 1
 MAX_FILES = 8
 """Cache entries kept (one per kernel or custom file seen recently)."""
-_LAYOUT = LAYOUT.encode().ljust(8, b"\0")[:8]
+_FORMAT = TypeIndex.FORMAT.encode().ljust(8, b"\0")[:8]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ class CacheKey:
 
 @dataclass(frozen=True, slots=True)
 class CacheEntry:
-    walk: array[int]
+    type_index: TypeIndex
     table: HashTable | None
 
 
@@ -97,15 +99,15 @@ def _to_le(values: array[int]) -> bytes:
     return values.tobytes()
 
 
-def encode(key: CacheKey, walk: array[int], table: HashTable | None) -> bytes:
-    parts = [_to_le(walk)]
+def encode(key: CacheKey, type_index: TypeIndex, table: HashTable | None) -> bytes:
+    parts = [_to_le(type_index.starts)]
     if table is not None:
         parts += [_to_le(table.hashes), _to_le(table.ids)]
     payload = b"".join(parts)
     flags = FLAG_TABLE if table is not None else 0
     entries = len(table) if table is not None else 0
     header = _HEADER.pack(
-        MAGIC, flags, len(walk), key.size, key.crc, entries, zlib.crc32(payload), 0, _LAYOUT
+        MAGIC, flags, len(type_index), key.size, key.crc, entries, zlib.crc32(payload), 0, _FORMAT
     )
     return header + payload
 
@@ -114,8 +116,8 @@ def decode(key: CacheKey, raw: bytes) -> CacheEntry | None:
     """The entry in ``raw`` if it is whole, verified and for ``key``; else ``None``."""
     if len(raw) < _HEADER.size:
         return None
-    magic, flags, n_types, size, crc, entries, payload_crc, _, layout = _HEADER.unpack_from(raw)
-    if magic != MAGIC or size != key.size or crc != key.crc or layout != _LAYOUT:
+    magic, flags, n_types, size, crc, entries, payload_crc, _, form = _HEADER.unpack_from(raw)
+    if magic != MAGIC or size != key.size or crc != key.crc or form != _FORMAT:
         return None
     has_table = bool(flags & FLAG_TABLE)
     if not has_table:
@@ -124,12 +126,12 @@ def decode(key: CacheKey, raw: bytes) -> CacheEntry | None:
     if len(view) != 4 * (n_types + 2 * entries) or zlib.crc32(view) != payload_crc:
         return None
     end = 4 * n_types
-    walk = _u32_array(view[:end])
+    type_index = TypeIndex(_u32_array(view[:end]))
     if not has_table:
-        return CacheEntry(walk, None)
+        return CacheEntry(type_index, None)
     hashes = _u32_array(view[end : end + 4 * entries])
     ids = _u32_array(view[end + 4 * entries :])
-    return CacheEntry(walk, HashTable(hashes, ids))
+    return CacheEntry(type_index, HashTable(hashes, ids))
 
 
 class IndexCache:
@@ -147,12 +149,12 @@ class IndexCache:
             return None
         return decode(key, raw)
 
-    def store(self, key: CacheKey, walk: array[int], table: HashTable | None) -> bool:
+    def store(self, key: CacheKey, type_index: TypeIndex, table: HashTable | None) -> bool:
         """Write atomically; ``False`` (and no exception) if the directory is not writable
-        or the walk is not in a representation this module can store."""
-        if self.directory is None or LAYOUT == "unknown" or walk.typecode != "I":
+        or the index is not of 32-bit words (the only width the file format holds)."""
+        if self.directory is None or type_index.starts.typecode != "I":
             return False
-        data = encode(key, walk, table)
+        data = encode(key, type_index, table)
         tmp_name = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 
-from pybpf.core.kbtf import IndexedBtf
+from pybpf.btf.btf import Btf
 from pybpf.core.names import essential_name_len
 
 SCAN_LOOKUPS = 4
@@ -77,9 +77,7 @@ class HashTable:
         return self.ids[lo:hi]
 
 
-
-
-def build_table(btf: IndexedBtf) -> HashTable:
+def build_table(btf: Btf) -> HashTable:
     """(CRC-32 of essential name, id) of every type of ``btf`` (its own types only).
 
     Every step is a C-level pass (``map``/``zip``/``accumulate`` over builtins): the string
@@ -117,7 +115,7 @@ def build_table(btf: IndexedBtf) -> HashTable:
     return HashTable.from_packed(packed)
 
 
-def _hash_of(btf: IndexedBtf, hash_at: dict[int, int], name_off: int) -> int:
+def _hash_of(btf: Btf, hash_at: dict[int, int], name_off: int) -> int:
     h = hash_at.get(name_off)
     if h is None:
         h = zlib.crc32(_essential(btf.string(name_off).encode("utf-8", "surrogateescape")))
@@ -129,7 +127,7 @@ class NameIndex:
 
     def __init__(
         self,
-        btf: IndexedBtf,
+        btf: Btf,
         table: HashTable | None = None,
         *,
         on_build: Callable[[HashTable], None] | None = None,

@@ -5,9 +5,9 @@ candidate for a type, the split BTF of every loaded module (``/sys/kernel/btf/<m
 as libbpf searches them.  A custom file (libbpf's ``btf_custom_path``, e.g. the output of
 ``pybpf gen min_core_btf``) replaces all of that, modules included.
 
-Opening is the expensive part (see :mod:`pybpf.core.kbtf` and :mod:`pybpf.core.index`), so a
-:class:`TargetBtf` for the running kernel is shared by everything in the process, and its
-type offsets and name table are cached on disk for the next process.
+Opening is the expensive part (see :class:`pybpf.btf.btf.TypeIndex` and
+:mod:`pybpf.core.index`), so a :class:`TargetBtf` for the running kernel is shared by everything
+in the process, and its type offsets and name table are cached on disk for the next process.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pybpf.btf.types import BtfKind
 from pybpf.core.btfutil import type_or_none
 from pybpf.core.cache import IndexCache, default_cache_dir, read_keyed
 from pybpf.core.index import SCAN_LOOKUPS, HashTable, NameIndex
-from pybpf.core.kbtf import IndexedBtf
 from pybpf.core.names import essential_name
 from pybpf.errors import BtfError
 
@@ -59,22 +58,23 @@ class Candidate:
 class _Source:
     """One searchable BTF: the blob and its name index."""
 
-    def __init__(self, name: str, btf: IndexedBtf, index: NameIndex) -> None:
+    def __init__(self, name: str, btf: Btf, index: NameIndex) -> None:
         self.name = name
         self.btf = btf
         self.index = index
 
 
-def _open_cached(path: Path, *, cache: IndexCache) -> tuple[IndexedBtf, NameIndex]:
+def _open_cached(path: Path, *, cache: IndexCache) -> tuple[Btf, NameIndex]:
     """Open the BTF at ``path`` using (and filling) the on-disk cache."""
     data, key, entry = read_keyed(path, cache)
-    btf = IndexedBtf(data, file=str(path), walk=entry.walk if entry is not None else None)
+    type_index = entry.type_index if entry is not None else None
+    btf = Btf.from_bytes(data, file=str(path), type_index=type_index)
     if key is None:
         return btf, NameIndex(btf)
 
     def store(table: HashTable | None) -> None:
         assert key is not None
-        cache.store(key, btf.walk, table)
+        cache.store(key, btf.type_index, table)
 
     if entry is None:
         store(None)
@@ -90,7 +90,7 @@ class TargetBtf:
 
     def __init__(
         self,
-        main: IndexedBtf,
+        main: Btf,
         index: NameIndex,
         *,
         name: str = "vmlinux",
@@ -150,7 +150,7 @@ class TargetBtf:
         data = BtfBuilder.from_btf(btf).encode() if btf.base is None else None
         if data is None:
             raise ValueError("a split BTF cannot be a CO-RE target on its own")
-        indexed = IndexedBtf(data, file=btf.file)
+        indexed = Btf.from_bytes(data, file=btf.file)
         return cls(indexed, NameIndex(indexed), name=name)
 
     # ------------------------------------------------------------------------------ queries
@@ -188,7 +188,7 @@ class TargetBtf:
                 data = path.read_bytes()
             except OSError:
                 continue  # unloaded in the meantime
-            btf = IndexedBtf(data, base=self._main.btf, file=str(path))
+            btf = Btf.from_bytes(data, base=self._main.btf, file=str(path))
             index = NameIndex(btf, scan_lookups=0)  # small: build the table at once
             found.append(_Source(name, btf, index))
         return found
@@ -214,8 +214,7 @@ class TargetBtf:
         for type_id in source.index.lookup(essential):
             t_kind = btf.kind_of(type_id)
             if t_kind == kind or (
-                t_kind in (BtfKind.ENUM, BtfKind.ENUM64)
-                and kind in (BtfKind.ENUM, BtfKind.ENUM64)
+                t_kind in (BtfKind.ENUM, BtfKind.ENUM64) and kind in (BtfKind.ENUM, BtfKind.ENUM64)
             ):
                 out.append(Candidate(btf, type_id, source.name))
         return out

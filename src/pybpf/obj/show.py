@@ -8,70 +8,30 @@ a script can match them against kernel documentation without a lookup table.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pybpf.abi.bpf import flag_names, uapi_name
 from pybpf.btf import Btf
-from pybpf.btf.types import (
-    BtfArray,
-    BtfConst,
-    BtfEnum,
-    BtfEnum64,
-    BtfFuncProto,
-    BtfFwd,
-    BtfPtr,
-    BtfRestrict,
-    BtfStruct,
-    BtfTypedef,
-    BtfTypeTag,
-    BtfUnion,
-    BtfVolatile,
-    VarLinkage,
-)
-from pybpf.errors import BpfError
+from pybpf.btf.naming import c_spelling
+from pybpf.btf.types import VarLinkage
 from pybpf.obj.object_spec import ObjectSpec
 from pybpf.obj.specs import MapSpec, ProgramSpec
 
-if TYPE_CHECKING:
-    from pybpf.object import BpfObject
 
-_MAX_DEPTH = 16
+class HasSpec(Protocol):
+    """Anything carrying an :class:`ObjectSpec` (a :class:`~pybpf.object.BpfObject`).
+
+    A protocol rather than an import: the object model sits below the live object, so naming
+    ``BpfObject`` here would point an import (even a type-only one) up the layers.
+    """
+
+    @property
+    def spec(self) -> ObjectSpec: ...
 
 
-def type_name(btf: Btf | None, type_id: int, depth: int = 0) -> str:
+def type_name(btf: Btf | None, type_id: int) -> str:
     """A C-ish spelling of a BTF type (``struct pair``, ``const int``, ``char[16]``)."""
-    if type_id == 0:
-        return "void"
-    if btf is None:
-        return f"#{type_id}"
-    if depth > _MAX_DEPTH:
-        return "..."
-    try:
-        t = btf[type_id]
-    except BpfError:
-        return f"#{type_id}"
-    if isinstance(t, BtfStruct):
-        return f"struct {t.name or '(anon)'}"
-    if isinstance(t, BtfUnion):
-        return f"union {t.name or '(anon)'}"
-    if isinstance(t, BtfEnum | BtfEnum64):
-        return f"enum {t.name or '(anon)'}"
-    if isinstance(t, BtfFwd):
-        return f"{'union' if t.is_union else 'struct'} {t.name}"
-    if isinstance(t, BtfPtr):
-        return f"{type_name(btf, t.type, depth + 1)} *"
-    if isinstance(t, BtfArray):
-        return f"{type_name(btf, t.type, depth + 1)}[{t.nelems}]"
-    if isinstance(t, BtfConst | BtfVolatile | BtfRestrict):
-        word = {BtfConst: "const", BtfVolatile: "volatile", BtfRestrict: "restrict"}[type(t)]
-        return f"{word} {type_name(btf, t.type, depth + 1)}"
-    if isinstance(t, BtfTypeTag):
-        return type_name(btf, t.type, depth + 1)
-    if isinstance(t, BtfFuncProto):
-        return "function"
-    if isinstance(t, BtfTypedef):
-        return t.name
-    return t.name or f"#{type_id}"
+    return c_spelling(btf, type_id, qualifiers=True)
 
 
 def _linkage(linkage: VarLinkage) -> str:
@@ -191,7 +151,7 @@ def format_text(spec: ObjectSpec) -> str:
     return "\n".join(out) + "\n"
 
 
-def format_object(spec_or_obj: ObjectSpec | BpfObject, as_json: bool = False) -> str:
+def format_object(spec_or_obj: ObjectSpec | HasSpec, as_json: bool = False) -> str:
     """The text (or JSON) of ``pybpf object show`` for an object or its spec."""
     spec = spec_or_obj if isinstance(spec_or_obj, ObjectSpec) else spec_or_obj.spec
     if as_json:

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any
 
 from pybpf.btf.btf import Btf
+from pybpf.btf.naming import c_spelling
 from pybpf.btf.to_ctypes import CTypesBuilder
 from pybpf.btf.types import (
     BtfArray,
@@ -163,17 +164,4 @@ def codec_for(
 
 def type_name(btf: Btf, type_id: int) -> str:
     """A short C-like name for messages: ``struct config``, ``int[4]``, ``__u64``."""
-    t = btf[type_id] if type_id else None
-    if t is None:
-        return "void"
-    if isinstance(t, BtfArray):
-        return f"{type_name(btf, t.type)}[{t.nelems}]"
-    if isinstance(t, BtfPtr):
-        return f"{type_name(btf, t.type)} *"
-    kind = t.kind.name.lower()
-    name = t.name or "(anon)"
-    if kind in ("struct", "union", "enum"):
-        return f"{kind} {name}"
-    if kind in ("const", "volatile", "restrict", "type_tag"):
-        return type_name(btf, t.type)  # type: ignore[union-attr]
-    return name
+    return c_spelling(btf, type_id, qualifiers=False)
