@@ -39,6 +39,7 @@ from pybpf.obj.object_spec import ObjectSpec
 from pybpf.skel.codegen import generate
 from pybpf.skel.runtime import Skeleton
 from pybpf.skel.type_signature import signature_digest, type_signature
+from pybpf.skel.values import type_name as var_type_name
 
 GCC = shutil.which("gcc")
 PLACEHOLDER_LEN = 48
@@ -431,3 +432,13 @@ def test_ctypes_field_names_are_identifiers() -> None:
     assert python_name("class") == "class_"
     assert python_name("") == "_"
     assert python_name("x", {"x", "x_"}) == "x__"
+
+
+def test_a_pointer_to_itself_has_a_bounded_name() -> None:
+    """Found by the fuzzer: a PTR whose target is itself, named for a variable description,
+    used to recurse until ``RecursionError``."""
+    b = BtfBuilder()
+    ptr = b.add(BtfPtr(1))
+    assert ptr == 1
+    spelled = var_type_name(b.to_btf(), ptr)
+    assert spelled.endswith("*") and len(spelled) < 200
