@@ -412,3 +412,14 @@ def test_an_input_that_is_not_a_bpf_relocatable_object_points_at_the_field(
         link_pair(("lib1.o", fixture("link_lib1")), ("evil.o", bytes(data)))
     message = str(err.value)
     assert message.startswith(f"evil.o: offset {where}: ") and str(value) in message
+
+
+def test_a_global_in_a_reserved_section_index_is_refused() -> None:
+    """Found by the fuzzer: lib2's ``shared_map`` moved to section index 0xfffe.  The linker
+    used to write an output whose relocation against it no loader can place."""
+    data = bytearray(fixture("link_lib2"))
+    struct.pack_into("<H", data, symbol_offset(data, "shared_map") + 6, 0xFFFE)
+    with pytest.raises(LinkError) as err:
+        link_pair(("lib1.o", fixture("link_lib1")), ("evil.o", bytes(data)))
+    message = str(err.value)
+    assert "evil.o" in message and "shared_map" in message and "0xfffe" in message

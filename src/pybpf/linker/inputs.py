@@ -35,6 +35,7 @@ from pybpf.btf.types import (
 )
 from pybpf.elf.constants import (
     MAX_SECTION_ALIGN,
+    SHN_ABS,
     SHN_LORESERVE,
     SHN_UNDEF,
     BpfReloc,
@@ -223,6 +224,10 @@ def _check_symbols(obj: InputObject) -> None:
                 f"{where} is a section symbol with section index {sym.shndx:#x} and value "
                 f"{sym.value:#x} (expected a section and 0)"
             )
+        if sym.shndx >= SHN_LORESERVE and sym.shndx != SHN_ABS and sym.is_global:
+            # clang puts BPF globals in real sections; COMMON or an unknown reserved index
+            # would reach the output as a symbol that no loader can place.
+            raise obj.error(f"{where} is in reserved section index {sym.shndx:#x}")
         if SHN_UNDEF < sym.shndx < SHN_LORESERVE:
             sec = obj.elf.sections[sym.shndx]
             if not is_dropped_section(sec) and sym.value + sym.size > sec.size:
