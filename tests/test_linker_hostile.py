@@ -423,3 +423,15 @@ def test_a_global_in_a_reserved_section_index_is_refused() -> None:
         link_pair(("lib1.o", fixture("link_lib1")), ("evil.o", bytes(data)))
     message = str(err.value)
     assert "evil.o" in message and "shared_map" in message and "0xfffe" in message
+
+
+def test_a_function_in_a_non_executable_section_is_refused() -> None:
+    """Found by the fuzzer: lib2's ``.text`` with SHF_EXECINSTR cleared.  Both inputs opened,
+    and the output's calls to ``lib_compute`` were refused by every loader."""
+    data = bytearray(fixture("link_lib2"))
+    flags = header_offset(data, ".text") + 8
+    struct.pack_into("<Q", data, flags, struct.unpack_from("<Q", data, flags)[0] & ~0x4)
+    with pytest.raises(LinkError) as err:
+        link_pair(("lib1.o", fixture("link_lib1")), ("evil.o", bytes(data)))
+    message = str(err.value)
+    assert "evil.o" in message and "non-executable section .text" in message

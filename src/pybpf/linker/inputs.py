@@ -230,6 +230,10 @@ def _check_symbols(obj: InputObject) -> None:
             raise obj.error(f"{where} is in reserved section index {sym.shndx:#x}")
         if SHN_UNDEF < sym.shndx < SHN_LORESERVE:
             sec = obj.elf.sections[sym.shndx]
+            if sym.type == SymbolType.STT_FUNC and not sec.flags & SectionFlags.SHF_EXECINSTR:
+                # Calls are resolved against code: a function in a data section would link
+                # into an output whose calls to it no loader accepts.
+                raise obj.error(f"{where} is a function in non-executable section {sec.name}")
             if not is_dropped_section(sec) and sym.value + sym.size > sec.size:
                 raise obj.error(
                     f"{where}: {sym.size} bytes at {sym.value:#x} lie outside section "
