@@ -31,7 +31,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from pybpf.btf.btf import Btf
-from pybpf.btf.c_dump_layout import TypeLayout, guess_pointer_size, padding_fields
+from pybpf.btf.c_dump_padding import guess_pointer_size, padding_fields
+from pybpf.btf.layout import TypeLayout
 from pybpf.btf.types import (
     VOID,
     BtfArray,

@@ -211,10 +211,9 @@ def kernel_btf(obj: ObjectSpec, features: BtfFeatures | None = None) -> KernelBt
 
     ``None`` when the object has no ``.BTF``.  The original BTF is left untouched.
     """
-    section = obj.elf.section(BTF)
-    if obj.btf is None or section is None:
+    if obj.btf is None:
         return None
-    raw = _RawBtf(section.data, obj.btf, obj.path)
+    raw = _RawBtf(obj.btf.data, obj.btf, obj.path)
     _fixup_datasecs(raw, obj)
     _sanitize(raw, features or BtfFeatures())
     return KernelBtf(raw.encode(), raw.string_index())

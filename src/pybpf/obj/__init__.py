@@ -4,7 +4,7 @@
 it: maps (BTF-defined and global data), programs typed by section name, their relocations,
 global variables and externs.  Nothing here talks to the kernel, so every layer above (linker,
 code generators, loader, ``pybpf object show``) can use it, and it can be fuzzed freely.
-The design is in ``docs/design/object-model.md``.
+The layer picture is in ``docs/design/architecture.md``.
 """
 
 from pybpf.obj.object_spec import ObjectSpec

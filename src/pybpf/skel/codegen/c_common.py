@@ -18,7 +18,7 @@ from typing import Protocol
 from pybpf.abi.sections import KCONFIG
 from pybpf.btf.btf import Btf
 from pybpf.btf.c_dump import CDumper
-from pybpf.btf.c_dump_layout import TypeLayout
+from pybpf.btf.layout import TypeLayout
 from pybpf.btf.types import (
     BtfArray,
     BtfConst,

@@ -14,7 +14,7 @@ from string import Template
 
 from pybpf.btf.btf import Btf
 from pybpf.btf.c_dump import CDumper
-from pybpf.btf.c_dump_layout import TypeLayout
+from pybpf.btf.layout import TypeLayout
 from pybpf.errors import CodegenError
 from pybpf.skel.codegen.bpftool_view import OpenedObject, opened_view
 from pybpf.skel.codegen.c_common import (

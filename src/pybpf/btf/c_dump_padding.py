@@ -1,21 +1,19 @@
-"""Layout helpers of the BTF-to-C dumper: libbpf's pointer-size guess and padding fields.
+"""Padding of the BTF-to-C dumper: libbpf's pointer-size guess and explicit padding fields.
 
 BTF records where every member sits and how big a struct is, but not the source attributes
 that produced that layout.  To print C that compiles back to the *same* layout, the dumper
-infers ``__attribute__((packed))`` from misaligned members (:meth:`TypeLayout.is_packed`) and
+infers ``__attribute__((packed))`` from misaligned members (``TypeLayout.is_packed``) and
 fills holes the compiler would not leave on its own with anonymous bitfields (``long: 64;``,
 :func:`padding_fields`, libbpf's ``btf_dump_emit_bit_padding`` as shipped with bpftool 7.1).
-Sizes and alignments themselves are :mod:`pybpf.btf.layout`'s; :class:`TypeLayout` is
-re-exported here for the skeleton generators that import it from this module.
+Sizes and alignments themselves are :mod:`pybpf.btf.layout`'s.
 """
 
 from __future__ import annotations
 
 from pybpf.btf.btf import Btf
-from pybpf.btf.layout import TypeLayout
 from pybpf.btf.types import BtfKind
 
-__all__ = ["TypeLayout", "guess_pointer_size", "padding_fields"]
+__all__ = ["guess_pointer_size", "padding_fields"]
 
 _LONG_NAMES = (
     "long",
