@@ -31,7 +31,11 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import Any, Final, NamedTuple
+
+TYPE_CHECKING = False
+"""Every ``import pybpf`` loads this module: ``typing`` alone would triple its import time."""
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 ENOTSUPP = 524
 """The kernel-internal "not supported" errno that leaks out of bpf(); libc has no name for it."""
@@ -230,13 +234,22 @@ class BtfLoadNotSupportedError(BtfLoadError, NotSupportedError):
     """``BPF_BTF_LOAD`` refused with EOPNOTSUPP/ENOTSUPP."""
 
 
-class ErrorFamily(NamedTuple):
+class ErrorFamily:
     """The classes one command's failures come in, and which errnos mean 'not allowed'."""
 
-    error: type[KernelError]
-    permission: type[KernelError]
-    unsupported: type[KernelError]
-    permission_errnos: frozenset[int] = frozenset({_errno.EPERM, _errno.EACCES})
+    __slots__ = ("error", "permission", "permission_errnos", "unsupported")
+
+    def __init__(
+        self,
+        error: type[KernelError],
+        permission: type[KernelError],
+        unsupported: type[KernelError],
+        permission_errnos: frozenset[int] = frozenset({_errno.EPERM, _errno.EACCES}),
+    ) -> None:
+        self.error = error
+        self.permission = permission
+        self.unsupported = unsupported
+        self.permission_errnos = permission_errnos
 
 
 UNSUPPORTED_ERRNOS: Final = frozenset({_errno.EOPNOTSUPP, ENOTSUPP})
