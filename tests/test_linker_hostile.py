@@ -435,3 +435,18 @@ def test_a_function_in_a_non_executable_section_is_refused() -> None:
         link_pair(("lib1.o", fixture("link_lib1")), ("evil.o", bytes(data)))
     message = str(err.value)
     assert "evil.o" in message and "non-executable section .text" in message
+
+
+def test_an_inactive_maps_section_is_refused_on_open() -> None:
+    """Found by the fuzzer: lib2's ``.maps`` header typed SHT_NULL.  The input opened (its
+    size still covered the map), the linker copied no bytes for an inactive section, and the
+    output's map pointed past the end of an empty ``.maps``.  An inactive header has no
+    contents (ELF spec), so such an input is refused where it is opened, naming the field."""
+    data = bytearray(fixture("link_lib2"))
+    field = header_offset(data, ".maps") + 4
+    struct.pack_into("<I", data, field, SectionType.SHT_NULL)
+    with pytest.raises(FormatError) as err:
+        ObjectSpec.from_bytes(bytes(data), path="evil.o")
+    assert err.value.section == ".maps" and err.value.offset == field
+    assert "not SHT_PROGBITS" in str(err.value)
+    ObjectSpec.from_bytes(fixture("link_lib2"), path="lib2.o")  # the unpatched input opens

@@ -83,6 +83,11 @@ def _classify_sections(ctx: ParseContext) -> tuple[Section | None, Section | Non
                 offset=section.offset,
             )
         if name == MAPS:
+            # Map definitions are read from the section's bytes; an inactive (SHT_NULL) or
+            # NOBITS header has none, whatever its size says.
+            if section.type != SectionType.SHT_PROGBITS:
+                raise ctx.error(f"{name} is not SHT_PROGBITS", section=name,
+                                offset=ctx.elf.header_offset(section.index, 4))
             ctx.maps_index = section.index
         elif name in (BTF, BTF_EXT):
             if section.type != SectionType.SHT_PROGBITS:
