@@ -450,3 +450,23 @@ def test_an_inactive_maps_section_is_refused_on_open() -> None:
     assert err.value.section == ".maps" and err.value.offset == field
     assert "not SHT_PROGBITS" in str(err.value)
     ObjectSpec.from_bytes(fixture("link_lib2"), path="lib2.o")  # the unpatched input opens
+
+
+def test_a_call_that_resolves_to_data_is_refused() -> None:
+    """Found by the fuzzer: the app's relocation against the extern ``lib_rodata_knob`` moved
+    onto its call of ``lib2_core``.  An extern at a call opens (libbpf types it by the
+    instruction too), but the linker bound the call to lib2's ``.rodata`` variable and the
+    output was refused by every loader; now the input whose call it is gets the error."""
+    data = bytearray(fixture("link_app"))
+    elf = ElfFile.from_bytes(bytes(data))
+    rel = next(r for r in elf.relocation_sections if r.section.name == ".relsyscall")
+    names = [elf.symbols[r.symbol].name for r in rel.relocations]
+    knob, call = names.index("lib_rodata_knob"), names.index("lib2_core")
+    struct.pack_into("<Q", data, rel.section.offset + 16 * knob, rel.relocations[call].offset)
+    ObjectSpec.from_bytes(bytes(data), path="evil.o")  # the input alone still opens
+    with pytest.raises(LinkError) as err:
+        link_objects([("evil.o", bytes(data)), ("lib1.o", fixture("link_lib1")),
+                      ("lib2.o", fixture("link_lib2"))])
+    message = str(err.value)
+    assert message.startswith("evil.o: .relsyscall: the call at ")
+    assert "'lib_rodata_knob', which is data in .rodata" in message

@@ -52,11 +52,24 @@ def relocate(
                         f"to {src.name or 'a symbol'!r} in a section that is not linked"
                     )
                 offset = placement.offset + r.offset
+                if target.is_exec and target.data[offset] == CALL:
+                    _check_call_target(obj, rel.section.name, r.offset, sym)
                 if ref is not None:
                     where = f"{obj.path}: {rel.section.name}: relocation at {r.offset:#x}"
                     _add_to_addend(where, target, offset, r.type, ref.offset)
                 relocs.append(OutRelocation(offset, r.type, sym))
     return out
+
+
+def _check_call_target(obj: InputObject, rel_name: str, offset: int, sym: OutSymbol) -> None:
+    """A call must land in code: a symbol defined outside an executable section (an extern
+    declared as a variable and resolved to one, say) gives an output no loader accepts, so
+    the input whose call it is gets the error."""
+    if sym.section is not None and not sym.section.is_exec:
+        raise LinkError(
+            f"{obj.path}: {rel_name}: the call at {offset:#x} resolves to '{sym.name}', "
+            f"which is data in {sym.section.name}, not a function"
+        )
 
 
 def _add_to_addend(where: str, sec: OutSection, offset: int, kind: int, delta: int) -> None:
