@@ -27,7 +27,8 @@ GETPPID = {"x86_64": 110, "aarch64": 173}.get(platform.machine())
 
 def test_companion_is_shared_verbatim() -> None:
     shipped = (DATA / "companion.py").read_bytes()
-    assert shipped == (EXAMPLES / "flowlib" / "src" / "flowlib" / "companion.py").read_bytes()
+    example = EXAMPLES / "flowlib" / "src" / "pybpf_example_flowlib" / "companion.py"
+    assert shipped == example.read_bytes()
 
 
 @pytest.mark.skipif(shutil.which("clang-16") is None, reason="needs clang-16")

@@ -25,6 +25,9 @@ from conftest import requires_root
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 EPOCH = "1700000000"
+LIB = "pybpf_example_flowlib"
+"""The example library's import package (and wheel name); its BPF library is ``flowlib``."""
+APP = "pybpf_example_flowapp"
 pytestmark = pytest.mark.slow
 
 
@@ -68,7 +71,7 @@ def _build_examples(python: Path, house: Path, sources: Path, out: Path) -> None
     pip = [python, "-m", "pip", "install", "-q", "--no-index", "-f", house, "-f", out]
     run(python, "-m", "build", "-q", "--no-isolation", "--wheel", "-o", out,
         sources / "flowlib", env=env)
-    run(*pip, "--force-reinstall", "--no-deps", *out.glob("flowlib-*.whl"), env=env)
+    run(*pip, "--force-reinstall", "--no-deps", *out.glob(f"{LIB}-*.whl"), env=env)
     run(python, "-m", "build", "-q", "--no-isolation", "--wheel", "-o", out,
         sources / "flowapp", env=env)
 
@@ -105,7 +108,7 @@ def runenv(built: Built) -> Path:
     """A clean environment with the three wheels installed, and no compiler anywhere."""
     python = venv(built.base / "runenv")
     run(python, "-m", "pip", "install", "-q", "--no-index", "-f", built.house, "-f", built.dist,
-        "flowapp")
+        "pybpf-example-flowapp")
     return python
 
 
@@ -115,30 +118,30 @@ def wheel(directory: Path, name: str) -> Path:
 
 
 def test_wheels_are_pure_python_with_objects_as_package_data(built: Built) -> None:
-    lib, app = wheel(built.dist, "flowlib"), wheel(built.dist, "flowapp")
-    assert lib.name == "flowlib-0.1.0-py3-none-any.whl"
-    assert app.name == "flowapp-0.1.0-py3-none-any.whl"
+    lib, app = wheel(built.dist, LIB), wheel(built.dist, APP)
+    assert lib.name == f"{LIB}-0.1.0-py3-none-any.whl"
+    assert app.name == f"{APP}-0.1.0-py3-none-any.whl"
     with zipfile.ZipFile(lib) as z:
         names = set(z.namelist())
         assert {
-            "flowlib/bpf/flowlib.bpf.o",
-            "flowlib/bpf/flowlib.h",
-            "flowlib/flowlib_subskel.py",
-            "flowlib/companion.py",
-            "flowlib/pybpf-library.json",
-            "flowlib/py.typed",
+            f"{LIB}/bpf/flowlib.bpf.o",
+            f"{LIB}/bpf/flowlib.h",
+            f"{LIB}/flowlib_subskel.py",
+            f"{LIB}/companion.py",
+            f"{LIB}/pybpf-library.json",
+            f"{LIB}/py.typed",
         } <= names
-        assert "Root-Is-Purelib: true" in z.read("flowlib-0.1.0.dist-info/WHEEL").decode()
-        entry_points = z.read("flowlib-0.1.0.dist-info/entry_points.txt").decode()
-        assert "[pybpf.libraries]\nflowlib = flowlib" in entry_points
-        manifest = json.loads(z.read("flowlib/pybpf-library.json"))
+        assert "Root-Is-Purelib: true" in z.read(f"{LIB}-0.1.0.dist-info/WHEEL").decode()
+        entry_points = z.read(f"{LIB}-0.1.0.dist-info/entry_points.txt").decode()
+        assert f"[pybpf.libraries]\nflowlib = {LIB}" in entry_points
+        manifest = json.loads(z.read(f"{LIB}/pybpf-library.json"))
         assert manifest["libraries"]["flowlib"]["objects"] == ["bpf/flowlib.bpf.o"]
     with zipfile.ZipFile(app) as z:
-        assert {"flowapp/bpf/flowapp.bpf.o", "flowapp/flowapp_skel.py"} <= set(z.namelist())
+        assert {f"{APP}/bpf/flowapp.bpf.o", f"{APP}/flowapp_skel.py"} <= set(z.namelist())
 
 
 def test_rebuilds_are_byte_identical(built: Built) -> None:
-    for name in ("flowlib", "flowapp"):
+    for name in (LIB, APP):
         first, second = wheel(built.dist, name), wheel(built.again, name)
         with zipfile.ZipFile(first) as a, zipfile.ZipFile(second) as b:
             assert a.namelist() == b.namelist()
@@ -155,7 +158,10 @@ def test_installed_library_is_discovered_by_entry_point(runenv: Path) -> None:
         "    print('refused:', e)\n"
     ))
     assert "[('flowlib', '0.1.0', ['flowlib.bpf.o'])]" in out
-    refused = "refused: BPF library 'flowlib' 0.1.0 (from flowlib) does not satisfy 'flowlib>=2'"
+    refused = (
+        "refused: BPF library 'flowlib' 0.1.0 (from pybpf-example-flowlib) "
+        "does not satisfy 'flowlib>=2'"
+    )
     assert refused in out
 
 
@@ -179,7 +185,7 @@ def test_application_runs_from_wheels_without_clang(runenv: Path, tmp_path: Path
 def test_application_code_passes_mypy_strict(runenv: Path) -> None:
     mypy = Path(sys.executable).parent / "mypy"
     out = run(mypy, "--strict", "--no-incremental", "--python-executable", runenv,
-              "-p", "flowapp", "-p", "flowlib", cwd=runenv.parent)
+              "-p", APP, "-p", LIB, cwd=runenv.parent)
     assert "Success: no issues found" in out
 
 
@@ -240,9 +246,9 @@ def test_hook_by_plugin_name_needs_no_hatch_build_py(built: Built, tmp_path: Pat
     ))
     run(python, "-m", "build", "-q", "--no-isolation", "--wheel", "-o", tmp_path / "out",
         project, env=clean_env())
-    plugin_built = wheel(tmp_path / "out", "flowlib")
-    with zipfile.ZipFile(plugin_built) as a, zipfile.ZipFile(wheel(built.dist, "flowlib")) as b:
-        for member in ("flowlib/bpf/flowlib.bpf.o", "flowlib/flowlib_subskel.py"):
+    plugin_built = wheel(tmp_path / "out", LIB)
+    with zipfile.ZipFile(plugin_built) as a, zipfile.ZipFile(wheel(built.dist, LIB)) as b:
+        for member in (f"{LIB}/bpf/flowlib.bpf.o", f"{LIB}/flowlib_subskel.py"):
             assert a.read(member) == b.read(member)
 
 
@@ -256,10 +262,10 @@ def test_editable_install_generates_into_the_source_tree(built: Built, tmp_path:
     run(python, "-m", "pip", "install", "-q", "--no-index", "--no-build-isolation", "--no-deps",
         "-e", project, env=clean_env())
     out = run(python, "-c", (
-        "import flowlib.flowlib_subskel as m, pybpf.registry as r\n"
+        f"import {LIB}.flowlib_subskel as m, pybpf.registry as r\n"
         "print(m.__file__); print(r.find_library('flowlib').objects[0])"
     ), cwd=tmp_path)
     assert out.split() == [
-        str(project / "src/flowlib/flowlib_subskel.py"),
-        str(project / "src/flowlib/bpf/flowlib.bpf.o"),
+        str(project / f"src/{LIB}/flowlib_subskel.py"),
+        str(project / f"src/{LIB}/bpf/flowlib.bpf.o"),
     ]

@@ -1,13 +1,17 @@
 """The README's walkthrough, run as written: every ```sh block under its heading, in order.
 
-They run in one bash (so ``cd`` carries over) in an empty directory,
-with this environment's ``pybpf``, ``python3`` and ``mypy`` first on PATH.
+They run in one bash (so ``cd`` carries over) in an empty directory, as on a fresh machine:
+the test environment's directory is taken off PATH, so ``pybpf``, ``mypy`` and everything else
+the walkthrough uses must be installed by the walkthrough itself.  pybpf is served to its
+``pip install`` as a local wheel built from this tree (``PIP_FIND_LINKS``, as a private index
+would serve it); mypy comes from the package index.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +46,9 @@ def run_script(blocks: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 def test_walkthrough_is_there() -> None:
     commands = "\n".join(sh_blocks(WALKTHROUGH))
-    for step in ("pybpf gen subskeleton", "pybpf gen object", "pybpf gen skeleton", "python3"):
+    steps = ("pip install pybpf mypy", "pybpf gen subskeleton", "pybpf gen object",
+             "pybpf gen skeleton", "python3")
+    for step in steps:
         assert step in commands
 
 
@@ -50,14 +56,27 @@ def test_walkthrough_is_there() -> None:
 def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
     if subprocess.run(["which", "clang-16"], capture_output=True, check=False).returncode:
         pytest.skip("the walkthrough compiles with clang-16")
-    bindir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '')}"}
-    out = run_script(sh_blocks(WALKTHROUGH), tmp_path, env)
+    bindir = str(Path(sys.executable).parent)
+    path = ":".join(p for p in os.environ.get("PATH", "").split(":") if p and p != bindir)
+    for tool in ("mypy", "pybpf"):
+        if shutil.which(tool, path=path):
+            pytest.skip(f"{tool} is installed outside the test environment ({path}): "
+                        "the walkthrough's own installs cannot be checked here")
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(wheels), str(ROOT)], check=True, capture_output=True,
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(PATH=path, PIP_FIND_LINKS=str(wheels))
+    out = run_script(sh_blocks(WALKTHROUGH), work, env)
     match = re.search(r"mylib counted (\d+) syscalls; the app saw (\d+) exits", out)
     assert match, out
     assert int(match.group(1)) >= 100  # the 100 getppid() calls, at least
     assert int(match.group(2)) >= 100  # the application's program counts every exit
     assert "Success: no issues found in 2 source files" in out
     assert "app_count_exits" in out and "mylib_count" in out  # object show
-    assert (tmp_path / "app.skel.h").read_text().startswith("/* SPDX-License-Identifier")
-    assert "struct mylib {" in (tmp_path / "mylib.subskel.h").read_text()
+    assert (work / "app.skel.h").read_text().startswith("/* SPDX-License-Identifier")
+    assert "struct mylib {" in (work / "mylib.subskel.h").read_text()

@@ -34,5 +34,5 @@ for app in app_top app_errors; do
 	"$PYBPF" gen object "$tmp/$app.linked.o" "$out/$app.bpf.o" "$out/flowlib.bpf.o"
 	"$PYBPF" gen skeleton "$tmp/$app.linked.o" name "$app" --lang python >"$out/${app}_skel.py"
 done
-cp examples/flowlib/src/flowlib/companion.py "$out/companion.py"
+cp examples/flowlib/src/pybpf_example_flowlib/companion.py "$out/companion.py"
 echo "rebuilt $out"

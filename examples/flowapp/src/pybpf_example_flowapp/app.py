@@ -11,9 +11,9 @@ import os
 import platform
 from dataclasses import dataclass
 
-from flowlib import Flow
+from pybpf_example_flowlib import Flow
 
-from flowapp.flowapp_skel import Flowapp
+from pybpf_example_flowapp.flowapp_skel import Flowapp
 
 GETPPID = {"x86_64": 110, "aarch64": 173, "s390x": 64, "ppc64le": 64, "riscv64": 173}
 

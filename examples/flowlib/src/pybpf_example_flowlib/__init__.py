@@ -1,10 +1,10 @@
-"""flowlib: per-process syscall latency histograms, a BPF library with its Python companion.
+"""The flowlib BPF library: per-process syscall latency histograms, a BPF library with its Python companion.
 
 Link the library into your BPF application (``pybpf gen object app.o app.bpf.o --lib
 flowlib``, or ``libraries = ["flowlib"]`` in ``[tool.pybpf.apps.NAME]``), then::
 
     skel = MyApp.open()
-    flow = flowlib.Flow(skel.obj)
+    flow = pybpf_example_flowlib.Flow(skel.obj)
     flow.configure(pid=os.getpid())
     skel.load(); skel.attach()
     print(flow.snapshot().format())

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sys
 
-from flowapp.app import run
+from pybpf_example_flowapp.app import run
 
 
 def main(argv: list[str] | None = None) -> int:

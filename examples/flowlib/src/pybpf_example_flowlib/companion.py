@@ -12,7 +12,7 @@ against the application's object, which finds the library's maps and globals by 
     ...
     print(flow.snapshot().format()) # .bss histogram and totals: after load, live
 
-This file is shared verbatim by the flowlib package and by ``pybpf demo``.
+This file is shared verbatim by the flowlib package (pybpf_example_flowlib) and by ``pybpf demo``.
 """
 
 from __future__ import annotations
