@@ -19,7 +19,14 @@ import pytest
 
 from conftest import open_fds, requires_root
 from pybpf.abi.bpf import MapType
-from pybpf.events import ClosedError, EventError, MapTypeError, RingBuffer
+from pybpf.events import (
+    ClosedError,
+    EventError,
+    MapTypeError,
+    RingBuffer,
+    record_bytes,
+    record_size,
+)
 from pybpf.kernel.events_sys import online_cpus
 from pybpf.kernel.fd import Fd
 from pybpf.kernel.maps import map_create
@@ -129,14 +136,27 @@ def test_typed_events_from_a_ctypes_class(ring: Fd, producer: Fd) -> None:
     assert [(e.index, e.value) for e in got] == expected(30, 5, 3)  # copies outlive the ring
 
 
-def test_typed_event_longer_than_the_record_is_refused(ring: Fd, producer: Fd) -> None:
+def test_a_record_shorter_than_its_type_is_delivered_with_its_bytes(
+    ring: Fd, producer: Fd
+) -> None:
+    """Variable-size records (a trailing array sent only as far as it is used) arrive
+    zero-filled to the type, and the record's own bytes and size stay with the value."""
+
     class Big(ctypes.Structure):
         _fields_ = (("data", ctypes.c_uint8 * 32),)
 
-    with RingBuffer(ring, lambda e: None, event_type=Big) as rb:
+    got: list[Big] = []
+    raw: list[bytes] = []
+    with RingBuffer(ring, lambda e: raw.append(bytes(e))) as plain:
         run(producer, 1)
-        with pytest.raises(EventError, match=r"16 bytes, shorter than .*Big \(32 bytes\)"):
-            rb.consume()
+        plain.consume()
+    with RingBuffer(ring, got.append, event_type=Big) as rb:
+        run(producer, 1)
+        assert rb.consume() == 1
+    (event,) = got
+    assert record_size(event) == len(raw[0]) == 16
+    assert record_bytes(event) == raw[0]
+    assert bytes(event) == raw[0] + bytes(16)  # zero-filled past the record
 
 
 def test_event_type_by_name_needs_btf(ring: Fd) -> None:

@@ -139,9 +139,7 @@ def run_with_pybpf(obj: Path) -> dict[str, int]:
             "custom_b": skel.data_custom.custom_b,
             "lib_rodata_knob": skel.rodata.lib_rodata_knob,
         }
-        raw = skel.maps.shared_map.lookup(1)
-        assert isinstance(raw, bytes)
-        values["shared_map[1]"] = int.from_bytes(raw, "little")
+        values["shared_map[1]"] = skel.maps.shared_map[1]  # typed by the map's BTF
         return values
 
 

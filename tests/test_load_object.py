@@ -78,15 +78,14 @@ def test_program_writes_read_back_through_mmap_and_map_lookups() -> None:
         assert read_var(obj, ".bss", "tp_hits") == 3
         assert bss.lookup(0) == bytes(bss.memory)  # syscall and mmap agree
         assert read_var(obj, ".bss", "data_sum", I64) == 1 + 2 + 3
-        assert obj.map("counts").lookup(0) == struct.pack(U64, 6)
-        assert dict(obj.map("by_round").items()) == {
-            struct.pack(U32, r): struct.pack(U64, s) for r, s in ((1, 1), (2, 3), (3, 6))
-        }
-        per_cpu = obj.map("percpu").lookup(0)
+        assert obj.map("counts")[0] == 6  # typed by the map's BTF: __u64 values
+        assert dict(obj.map("by_round").items()) == {1: 1, 2: 3, 3: 6}
+        assert obj.map("counts").raw[0] == struct.pack(U64, 6)  # and as the kernel's bytes
+        per_cpu = obj.map("percpu")[0]
         assert isinstance(per_cpu, list) and len(per_cpu) == possible_cpus()
-        assert sum(struct.unpack(U64, v)[0] for v in per_cpu) == 3
+        assert per_cpu.sum() == sum(per_cpu) == 3
         # map-in-map slot from `.values = { [1] = &inner_b }`, reached through `outer`
-        assert obj.map("inner_b").lookup(0) == struct.pack(U32, 30)
+        assert obj.map("inner_b")[0] == 30
         # prog-array slot from `.values = { [0] = &tail_target }`: the tail call ran
         assert read_var(obj, ".bss", "tail_hits") == 3
 
@@ -167,7 +166,7 @@ def test_links_are_context_managers() -> None:
 def test_map_access_from_python() -> None:
     with open_globals() as obj:
         obj.load()
-        counts = obj.map("counts")
+        counts = obj.map("counts").raw  # bytes out; ints, ctypes and bytes in
         counts.update(1, 99)
         counts.update(ctypes.c_uint32(2), ctypes.c_uint64(7))
         counts.update(struct.pack(U32, 3), struct.pack(U64, 5))
@@ -177,7 +176,7 @@ def test_map_access_from_python() -> None:
         with pytest.raises(ValueError):
             counts.update(b"\0\0", 1)  # key of the wrong size
 
-        by_round = obj.map("by_round")
+        by_round = obj.map("by_round").raw
         assert by_round.update_batch([1, 2, 3], [10, 20, 30]) == 3
         assert sorted(by_round.lookup_batch()) == [
             (struct.pack(U32, k), struct.pack(U64, v)) for k, v in ((1, 10), (2, 20), (3, 30))
@@ -185,7 +184,7 @@ def test_map_access_from_python() -> None:
         assert by_round.delete(2) and not by_round.delete(2)
         assert sorted(by_round.keys()) == [struct.pack(U32, 1), struct.pack(U32, 3)]
 
-        per_cpu = obj.map("percpu")
+        per_cpu = obj.map("percpu").raw
         per_cpu.update(0, list(range(possible_cpus())))
         assert [struct.unpack(U64, v)[0] for v in per_cpu.lookup(0)] == list(
             range(possible_cpus())
@@ -193,7 +192,7 @@ def test_map_access_from_python() -> None:
         with pytest.raises(ValueError):
             per_cpu.update(0, [1])  # one value per possible CPU
 
-        lru = obj.map("lru")
+        lru = obj.map("lru").raw
         lru.update(1 << 40, 5)
         assert dict(lru.items()) == {struct.pack(U64, 1 << 40): struct.pack(U32, 5)}
 
@@ -313,7 +312,7 @@ def test_maps_pinned_by_name_are_shared_between_objects() -> None:
             second.load()
             pinned = second.map("pybpf_test_pinned")
             assert map_get_info_by_fd(pinned.fd or -1).id == first_id
-            assert pinned.lookup(1) == struct.pack(U64, 1234)
+            assert pinned[1] == 1234
     finally:
         if os.path.exists(pin):
             os.unlink(pin)

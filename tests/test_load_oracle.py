@@ -86,7 +86,7 @@ def python_driver(path: Path) -> list[str]:
             if m.is_internal:
                 out.append(f"data {m.name} {bytes(m.memory).hex()}")
             elif m.type in DUMPED:
-                for key, value in m.items():
+                for key, value in m.raw.items():  # bytes, as the C driver prints them
                     if isinstance(value, list):  # per-CPU: summed, as the driver does
                         total = sum(struct.unpack_from("<Q", v)[0] for v in value)
                         value = struct.pack("<Q", total)

@@ -137,6 +137,11 @@ class VariableError(BpfError, AttributeError):
     """A variable cannot be read or written the way it was asked to (read-only, bad value)."""
 
 
+class MapValueError(BpfError, ValueError):
+    """A map key or value that does not fit its type: an int out of range, an unknown field,
+    an array of the wrong length, bytes of the wrong size.  Nothing is silently wrapped."""
+
+
 class LibraryError(BpfError):
     """An installed BPF library cannot be used (bad manifest, missing object)."""
 

@@ -18,6 +18,7 @@ from pybpf.errors import MapTypeError as MapTypeError
 from .batch import RecordBatch
 from .perfbuf import PerfBuffer
 from .ringbuf import RingBuffer
+from .typed import record_bytes, record_size
 from .user_ringbuf import Reservation, UserRingBuffer
 
 __all__ = [
@@ -29,4 +30,6 @@ __all__ = [
     "Reservation",
     "RingBuffer",
     "UserRingBuffer",
+    "record_bytes",
+    "record_size",
 ]

@@ -11,12 +11,15 @@ structured array with no per-record work at all.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
 from pybpf.errors import EventError
+
+from .typed import sized
 
 HDR = 8
 
@@ -31,7 +34,9 @@ class RecordBatch(Sequence[Any]):
     batch does.
     """
 
-    __slots__ = ("_ctype", "_view", "data", "lengths", "offsets", "record_size", "stride")
+    __slots__ = (
+        "_ctype", "_ctype_size", "_view", "data", "lengths", "offsets", "record_size", "stride",
+    )
 
     def __init__(
         self,
@@ -48,6 +53,7 @@ class RecordBatch(Sequence[Any]):
         self.record_size = record_size
         self.stride = stride
         self._ctype = ctype
+        self._ctype_size = 0 if ctype is None else ctypes.sizeof(ctype)
         self._view = memoryview(data)
 
     @classmethod
@@ -98,16 +104,23 @@ class RecordBatch(Sequence[Any]):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         start = self.offsets[index]
+        length = self.lengths[index]
         if self._ctype is not None:
+            if length != self._ctype_size:
+                return sized(self._ctype, self.data[start : start + length])
             return self._ctype.from_buffer_copy(self._view, start)
-        return self._view[start : start + self.lengths[index]]
+        return self._view[start : start + length]
 
     def __iter__(self) -> Iterator[Any]:
         view = self._view
         if self._ctype is not None:
             make = self._ctype.from_buffer_copy
-            for start in self.offsets:
-                yield make(view, start)
+            if self.record_size == self._ctype_size:
+                for start in self.offsets:
+                    yield make(view, start)
+                return
+            for i in range(len(self.offsets)):
+                yield self[i]
             return
         for start, length in zip(self.offsets, self.lengths, strict=True):
             yield view[start : start + length]

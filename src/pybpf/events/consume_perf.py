@@ -29,6 +29,7 @@ from pybpf.kernel.system import page_size
 
 from .consume_ringbuf import release_mapping
 from .reader import note_callback_failure
+from .typed import sized
 
 PERF_RECORD_LOST = 2
 PERF_RECORD_SAMPLE = 9
@@ -36,6 +37,9 @@ PERF_RECORD_SAMPLE = 9
 _HEAD = PERF_MMAP_DATA_HEAD // 8
 _TAIL = PERF_MMAP_DATA_TAIL // 8
 _U32 = struct.Struct("<I")
+_RAW_PAD = 8
+"""The kernel pads a raw sample (its u32 size and the data) to 8 bytes: a sample up to 7
+bytes longer than the event type is the type itself, delivered on the fast path."""
 _U64 = struct.Struct("<Q")
 _NATIVE_U64 = struct.Struct("@Q")
 _MIN_RUN = 16
@@ -127,8 +131,15 @@ def consume_cpu(ring: CpuRing, to: PerfConsumer) -> tuple[int, bool]:
             kind = words[w]  # an 8-byte header never crosses the end: records are 8-aligned
             if kind == PERF_RECORD_SAMPLE and off + length <= size:
                 n = words[w + 2]
-                if n < to.need:
-                    raise _short(ring, to, count, n)
+                if make is not None and not to.need <= n < to.need + _RAW_PAD:
+                    # A variable-size sample: the typed value keeps the sample's own bytes.
+                    tail += length
+                    sample = data[off + 12 : off + 12 + n].tobytes()
+                    ret = callback(cpu, sized(to.ctype, sample))
+                    count += 1
+                    if ret is not None and ret < 0:
+                        return count, True
+                    continue
                 if tail >= retry and head - tail >= _MIN_RUN * length:
                     limit = min((head - tail) // length, (size - off) // length, window)
                     run = same_headers(data, off, qwords[off >> 3], length, limit)
@@ -188,10 +199,13 @@ def consume_cpu(ring: CpuRing, to: PerfConsumer) -> tuple[int, bool]:
                 record = data[off : off + length]
             if kind == PERF_RECORD_SAMPLE:
                 n = _U32.unpack_from(record, 8)[0]
-                if n < to.need:
-                    raise _short(ring, to, count, n)
                 body = record[12 : 12 + n]
-                ret = callback(cpu, body if make is None else make(body))
+                if make is None:
+                    ret = callback(cpu, body)
+                elif to.need <= n < to.need + _RAW_PAD:
+                    ret = callback(cpu, make(body))
+                else:
+                    ret = callback(cpu, sized(to.ctype, bytes(body)))
                 with contextlib.suppress(BufferError):
                     body.release()
                 count += 1
@@ -212,8 +226,3 @@ def consume_cpu(ring: CpuRing, to: PerfConsumer) -> tuple[int, bool]:
             meta[_TAIL] = tail
 
 
-def _short(ring: CpuRing, to: PerfConsumer, index: int, length: int) -> EventError:
-    return EventError(
-        f"{ring.what}: sample #{index} is {length} bytes, shorter than "
-        f"{to.ctype.__name__} ({to.need} bytes)"
-    )

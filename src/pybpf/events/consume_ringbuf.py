@@ -39,6 +39,7 @@ from .batch import RecordBatch, new_offsets
 from .poller import Poller
 from .reader import note_callback_failure
 from .source import MapSource
+from .typed import sized
 
 BPF_RINGBUF_BUSY_BIT = 1 << 31
 BPF_RINGBUF_DISCARD_BIT = 1 << 30
@@ -254,9 +255,15 @@ def consume_typed(ring: Ring, callback: Callback, poller: Poller[Any]) -> int:
                         return count
                     cons += ((n & _LEN) + 15) & -8
                     continue
-                if n < need:
-                    raise _short_record(ring, count, n)
                 stride = (n + 15) & -8
+                if n != need:  # a variable-size record: delivered with its own bytes
+                    cons += stride
+                    ret = callback(sized(ring.ctype, data[off + 8 : off + 8 + n].tobytes()))
+                    count += 1
+                    if ret is not None and ret < 0:
+                        ring.stopped = True
+                        return count
+                    continue
                 if cons >= retry and prod - cons >= _MIN_RUN * stride:
                     limit = min((prod - cons) // stride, window)
                     run = uniform_run(data, off, n, stride, limit)
@@ -298,13 +305,6 @@ def consume_typed(ring: Ring, callback: Callback, poller: Poller[Any]) -> int:
             cons_q[0] = cons
 
 
-def _short_record(ring: Ring, index: int, length: int) -> EventError:
-    return EventError(
-        f"{ring.what}: record #{index} is {length} bytes, shorter than its event type "
-        f"{ring.ctype.__name__} ({ring.ctype_size} bytes)"
-    )
-
-
 MAX_BATCH = 1 << 16
 """Records per batch callback: bounds the memory (and garbage-collector work) of one list."""
 
@@ -336,9 +336,12 @@ def collect(
                 break
             cons += ((n & _LEN) + 15) & -8
             continue
-        if n < ring.ctype_size:
-            raise _short_record(ring, len(out), n)
         stride = (n + 15) & -8
+        if make is not None and n != ring.ctype_size:
+            append(sized(ctype, data[off + 8 : off + 8 + n].tobytes()))
+            room -= 1
+            cons += stride
+            continue
         if cons >= retry and prod - cons >= _MIN_RUN * stride:
             run = uniform_run(data, off, n, stride, min((prod - cons) // stride, room, _MAX_RUN))
             if run >= _MIN_RUN:
@@ -401,7 +404,6 @@ def read_ready(ring: Ring) -> RecordBatch:
         stride = (first + 15) & -8
         run = uniform_run(ring.data, off, first, stride, (prod - cons) // stride)
     if run:
-        _check_type_size(ring, first)
         end = cons + run * stride
         if end == prod or ring.lens[(end & mask) >> 2] & BPF_RINGBUF_BUSY_BIT:
             data = ring.data[off : off + run * stride].tobytes()
@@ -436,8 +438,6 @@ def _read_walk(ring: Ring, start: int, prod: int, run: int, size: int) -> Record
         cons += ((n & _LEN) + 15) & -8
     if cons == start:
         return RecordBatch.empty(ring.ctype)
-    for length in sizes:
-        _check_type_size(ring, length)
     off = start & mask
     data = ring.data[off : off + (cons - start)].tobytes()
     ring.cons_q[0] = cons
@@ -446,7 +446,3 @@ def _read_walk(ring: Ring, start: int, prod: int, run: int, size: int) -> Record
         return RecordBatch.fixed(data, len(offsets), length, (length + 15) & -8, ring.ctype)
     return RecordBatch(data, offsets, lengths, None, 0, ring.ctype)
 
-
-def _check_type_size(ring: Ring, length: int) -> None:
-    if length < ring.ctype_size:
-        raise _short_record(ring, 0, length)

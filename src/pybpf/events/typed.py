@@ -67,3 +67,38 @@ def _from_btf(name: str, btf: Btf | None, what: str) -> Any:
 def type_size(ctype: Any) -> int:
     """``sizeof`` the event type: records shorter than this are rejected, not over-read."""
     return ctypes.sizeof(ctype)
+
+
+RECORD_ATTR = "_pybpf_record"
+"""Where a typed event whose record size differs from its type keeps the record's bytes."""
+
+
+def sized(ctype: Any, record: bytes) -> Any:
+    """An ``event_type`` value for a record that is not exactly ``sizeof(ctype)`` bytes.
+
+    Variable-size records are the norm for tools that send only the used part of a trailing
+    array (execsnoop's arguments, opensnoop's file name): a short record is zero-filled to the
+    type's size, a long one fills the type from its start, and either way the record's own
+    bytes stay with the value (:func:`record_bytes`, :func:`record_size`).
+    """
+    need = ctypes.sizeof(ctype)
+    value = ctype.from_buffer_copy(record if len(record) >= need else record.ljust(need, b"\0"))
+    setattr(value, RECORD_ATTR, record)
+    return value
+
+
+def record_bytes(event: Any) -> bytes:
+    """The bytes the program sent for ``event`` (a typed event or a raw record).
+
+    For a record of exactly the type's size these are the value's own bytes; for a
+    variable-size record, the record as sent, which may be shorter or longer than the type.
+    """
+    kept = getattr(event, RECORD_ATTR, None)
+    if kept is not None:
+        return bytes(kept)
+    return bytes(memoryview(event).cast("B"))
+
+
+def record_size(event: Any) -> int:
+    """How many bytes the program sent for ``event``."""
+    return len(record_bytes(event))

@@ -13,6 +13,7 @@ import ctypes
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from pybpf.btf.value_codec import int_bytes
 from pybpf.kernel.system import possible_cpus, round_up
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def to_bytes(value: object, size: int, what: str) -> bytes:
     if isinstance(value, bool | int):
         if size > 8:
             raise TypeError(f"{what}: an int cannot fill {size} bytes; pass bytes")
-        return (int(value) % (1 << (8 * size))).to_bytes(size, "little")
+        return int_bytes(int(value), size, None, what)
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
     elif isinstance(value, ctypes._SimpleCData | ctypes.Structure | ctypes.Union | ctypes.Array):

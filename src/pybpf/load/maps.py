@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 import mmap as _mmap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from pybpf.abi.bpf import MapFlags, MapType
 from pybpf.errors import KernelError, LoadError
@@ -228,15 +228,29 @@ class MapHandle:
             if value is not None:
                 yield key, value
 
+    def pop(self, key: object) -> bytes | list[bytes] | None:
+        """Look up and delete in one step (``None`` key: the head of a queue or stack)."""
+        raw = kmaps.map_lookup_and_delete_elem(self.fd, self._key(key), self.user_value_size)
+        return None if raw is None else self._value_out(raw)
+
     def lookup_batch(self, count: int = 256) -> list[tuple[bytes, bytes | list[bytes]]]:
         """Every entry with ``BPF_MAP_LOOKUP_BATCH``, ``count`` per syscall."""
+        return self._batches(kmaps.map_lookup_batch, count)
+
+    def lookup_and_delete_batch(
+        self, count: int = 256
+    ) -> list[tuple[bytes, bytes | list[bytes]]]:
+        """Every entry, deleted as it is read (``BPF_MAP_LOOKUP_AND_DELETE_BATCH``)."""
+        return self._batches(kmaps.map_lookup_and_delete_batch, count)
+
+    def _batches(
+        self, command: Callable[..., kmaps.BatchResult], count: int
+    ) -> list[tuple[bytes, bytes | list[bytes]]]:
         out: list[tuple[bytes, bytes | list[bytes]]] = []
         token: bytes | None = None
         while True:
             try:
-                step = kmaps.map_lookup_batch(
-                    self.fd, self.key_size, self.user_value_size, count, token
-                )
+                step = command(self.fd, self.key_size, self.user_value_size, count, token)
             except KernelError as exc:
                 if exc.errno == errno.ENOSPC:  # a hash bucket bigger than count
                     count *= 2
@@ -247,6 +261,11 @@ class MapHandle:
             if step.next_batch is None:
                 return out
             token = step.next_batch
+
+    def delete_batch(self, keys: Sequence[object]) -> int:
+        """Delete ``keys`` with one ``BPF_MAP_DELETE_BATCH``; returns the count."""
+        raw_keys = [to_bytes(k, self.key_size, f"map '{self.name}' key") for k in keys]
+        return kmaps.map_delete_batch(self.fd, raw_keys)
 
     def update_batch(
         self, keys: Sequence[object], values: Sequence[object], flags: int = 0

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pybpf.abi.bpf import MapType
-from pybpf.errors import BpfError
+from pybpf.btf import Btf
+from pybpf.btf.to_ctypes import CTypesBuilder
+from pybpf.btf.value_codec import BytesCodec, ValueCodec, codec_for_btf, codec_for_ctype
+from pybpf.errors import BpfError, MapValueError
 from pybpf.obj import MapSpec
 from pybpf.obj.specs import MapKind
+from pybpf.object.map_view import Codecs, MapAccess, MapView
 
 if TYPE_CHECKING:
     # Annotation only: BpfObject builds its maps and programs, so a run-time import would
@@ -35,8 +39,12 @@ Memory = bytearray | mmap.mmap | bytes
 """What holds a global-data map's bytes in the process: image, mapping, or a copy of the value."""
 
 
-class Map:
-    """One map of a :class:`BpfObject`: its spec plus settings changeable before load."""
+class Map(MapAccess[Any, Any]):
+    """One map of a :class:`BpfObject`: its spec plus settings changeable before load.
+
+    Once loaded it is a mapping from keys to values typed by the map's BTF (see
+    :class:`~pybpf.object.map_view.MapAccess`); :attr:`raw` and :meth:`typed` view it otherwise.
+    """
 
     def __init__(self, obj: BpfObject, spec: MapSpec) -> None:
         self.obj = obj
@@ -47,6 +55,8 @@ class Map:
         self._max_entries = spec.max_entries
         self._fd: Fd | None = None
         self._handle: MapHandle | None = None
+        self._codec_pair: Codecs | None = None
+        self._raw_view: MapView[bytes, bytes] | None = None
 
     @property
     def name(self) -> str:
@@ -92,33 +102,41 @@ class Map:
             raise BpfError(f"map '{self.name}': object '{self.obj.name}' is {state}")
         return self._handle
 
-    def lookup(self, key: object) -> bytes | list[bytes] | None:
-        """The value at ``key`` (bytes, int or ctypes value); per-CPU maps give one per CPU."""
-        return self.handle.lookup(key)
+    # Keys and values: the mapping protocol of MapAccess, typed by _codecs().
 
-    def update(self, key: object, value: object, flags: int = 0) -> None:
-        """Store ``value`` at ``key`` (``flags``: BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK)."""
-        self.handle.update(key, value, flags)
+    def _codecs(self) -> Codecs:
+        """Codecs from the map's BTF key and value types; bytes where it has none."""
+        if self._codec_pair is None:
+            spec, btf = self.spec, self.obj.spec.btf
+            # A global-data map's one value is its section image; skeletons type its variables.
+            builder = CTypesBuilder(btf) if btf is not None and not self.is_internal else None
+            self._codec_pair = Codecs(
+                self.name,
+                _codec(btf, builder, spec.key_type_id, spec.key_size),
+                _codec(btf, builder, spec.value_type_id, spec.value_size),
+            )
+        return self._codec_pair
 
-    def delete(self, key: object) -> bool:
-        """Remove ``key``; False if it was not there."""
-        return self.handle.delete(key)
+    @property
+    def raw(self) -> MapView[bytes, bytes]:
+        """This map with bytes keys and values, whatever its BTF says."""
+        if self._raw_view is None:
+            key, value = BytesCodec(self.spec.key_size), BytesCodec(self.spec.value_size)
+            self._raw_view = MapView(self, key, value)
+        return self._raw_view
 
-    def keys(self) -> Iterator[bytes]:
-        return self.handle.keys()
+    def typed(self, key: Any = None, value: Any = None) -> MapView[Any, Any]:
+        """This map seen through explicit ctypes types (``None``: keep the BTF's, or bytes).
 
-    def items(self) -> Iterator[tuple[bytes, bytes | list[bytes]]]:
-        return self.handle.items()
-
-    def lookup_batch(self, count: int = 256) -> list[tuple[bytes, bytes | list[bytes]]]:
-        """Every entry, fetched ``count`` at a time with BPF_MAP_LOOKUP_BATCH."""
-        return self.handle.lookup_batch(count)
-
-    def update_batch(
-        self, keys: Sequence[object], values: Sequence[object], flags: int = 0
-    ) -> int:
-        """Write ``keys[i] -> values[i]`` with one BPF_MAP_UPDATE_BATCH; returns the count."""
-        return self.handle.update_batch(keys, values, flags)
+        For maps without BTF types, or to decode into your own ``ctypes.Structure``.
+        """
+        btf = self._codecs()
+        btf_key, btf_value, what = btf.key, btf.value, f"map '{self.name}'"
+        return MapView(
+            self,
+            btf_key if key is None else _explicit(key, self.spec.key_size, f"{what} key"),
+            btf_value if value is None else _explicit(value, self.spec.value_size, f"{what} value"),
+        )
 
     def freeze(self) -> None:
         """Make the map read-only for user space (BPF_MAP_FREEZE)."""
@@ -338,3 +356,18 @@ def _new_image(spec: MapSpec) -> bytearray | mmap.mmap:
     image = mmap.mmap(-1, len(data), flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
     image[:] = data
     return image
+
+
+def _codec(btf: Btf | None, builder: CTypesBuilder | None, type_id: int, size: int) -> ValueCodec:
+    """The BTF type's codec when it describes exactly ``size`` bytes, else bytes."""
+    if btf is None or builder is None or not type_id:
+        return BytesCodec(size)
+    codec = codec_for_btf(btf, type_id, builder)
+    return codec if codec.size == size else BytesCodec(size)
+
+
+def _explicit(ctype: Any, size: int, what: str) -> ValueCodec:
+    codec = codec_for_ctype(ctype)
+    if codec.size != size:
+        raise MapValueError(f"{what}: {ctype.__name__} is {codec.size} bytes, the map's are {size}")
+    return codec
