@@ -23,13 +23,16 @@ from pybpf.obj import ObjectSpec
 from pybpf.object.link import Link
 from pybpf.object.map import Map
 from pybpf.object.program import Program
+from pybpf.object.strict import StrictAttributes
 
 if TYPE_CHECKING:
     from pybpf.load.loader import KernelObject
 
 
-class BpfObject(Closing):
+class BpfObject(StrictAttributes, Closing):
     """An opened (and, once the loader has run, loaded) BPF object."""
+
+    _PUBLIC_FIELDS = frozenset({"spec", "maps", "programs", "loaded"})
 
     def __init__(self, spec: ObjectSpec) -> None:
         self.spec = spec

@@ -26,6 +26,7 @@ from pybpf.errors import BpfError, MapValueError
 from pybpf.obj import MapSpec
 from pybpf.obj.specs import MapKind
 from pybpf.object.map_view import Codecs, MapAccess, MapView
+from pybpf.object.strict import StrictAttributes
 
 if TYPE_CHECKING:
     # Annotation only: BpfObject builds its maps and programs, so a run-time import would
@@ -39,12 +40,14 @@ Memory = bytearray | mmap.mmap | bytes
 """What holds a global-data map's bytes in the process: image, mapping, or a copy of the value."""
 
 
-class Map(MapAccess[Any, Any]):
+class Map(StrictAttributes, MapAccess[Any, Any]):
     """One map of a :class:`BpfObject`: its spec plus settings changeable before load.
 
     Once loaded it is a mapping from keys to values typed by the map's BTF (see
     :class:`~pybpf.object.map_view.MapAccess`); :attr:`raw` and :meth:`typed` view it otherwise.
     """
+
+    _PUBLIC_FIELDS = frozenset({"obj", "spec"})
 
     def __init__(self, obj: BpfObject, spec: MapSpec) -> None:
         self.obj = obj

@@ -10,6 +10,7 @@ from pybpf.abi.bpf import AttachType, ProgType
 from pybpf.errors import BpfError
 from pybpf.obj import ProgramSpec
 from pybpf.object.link import Link, LinkSet
+from pybpf.object.strict import StrictAttributes
 
 if TYPE_CHECKING:
     # Annotation only: BpfObject builds its maps and programs, so a run-time import would
@@ -25,8 +26,10 @@ _CONTEXT_ONLY_TEST_RUN = frozenset(
 """Program types whose BPF_PROG_TEST_RUN takes a context and nothing else."""
 
 
-class Program:
+class Program(StrictAttributes):
     """One entry-point program of a :class:`BpfObject`."""
+
+    _PUBLIC_FIELDS = frozenset({"obj", "spec", "autoload", "log", "links"})
 
     def __init__(self, obj: BpfObject, spec: ProgramSpec) -> None:
         self.obj = obj
