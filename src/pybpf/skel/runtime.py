@@ -20,7 +20,7 @@ with typed attributes.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Self, cast
@@ -56,7 +56,8 @@ class LinkLike(Protocol):
 class _Lifecycle(Protocol):
     """The loader's side of :class:`~pybpf.object.BpfObject` that skeletons drive."""
 
-    def load(self) -> object: ...
+    def load(self, *, log_level: int = 0, btf_custom_path: str | Path | None = None) -> object:
+        ...
 
     def close(self) -> None: ...
 
@@ -70,12 +71,12 @@ class Namespace:
 
     __slots__ = ("_items", "_what")
 
-    def __init__(self, what: str, items: dict[str, Any]) -> None:
+    def __init__(self, what: str, items: Mapping[str, Any]) -> None:
         object.__setattr__(self, "_what", what)
         object.__setattr__(self, "_items", items)
 
     def __getattr__(self, name: str) -> Any:
-        items: dict[str, Any] = object.__getattribute__(self, "_items")
+        items: Mapping[str, Any] = object.__getattribute__(self, "_items")
         try:
             return items[name]
         except KeyError:
@@ -326,6 +327,28 @@ def _section(owner: object, what: str, name: str) -> DataSection:
 # ------------------------------------------------------------------------------ skeletons
 
 
+class ProgramLinks(Mapping[str, LinkLike]):
+    """Each program's link, by program name: the first live link of the program, whether
+    :meth:`SkeletonBase.attach` made it or the user did (``prog.auto_attach()``)."""
+
+    __slots__ = ("_progs",)
+
+    def __init__(self, progs: Mapping[str, Program]) -> None:
+        self._progs = progs
+
+    def __getitem__(self, name: str) -> LinkLike:
+        prog = self._progs[name]
+        for link in prog.links:
+            return link
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, prog in self._progs.items() if len(prog.links))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class SkeletonBase:
     """What every skeleton does: own the object, load, attach, detach, destroy.
 
@@ -338,13 +361,14 @@ class SkeletonBase:
     ) -> None:
         self.obj = obj
         self._binding = bind(obj, desc, verify_types=verify_types)
-        self._links: dict[str, LinkLike] = {}
+        self._links = ProgramLinks(self._binding.progs)
         self._destroyed: str | None = None
         """Why the accessors are gone, once destroyed."""
 
-    def load(self) -> Self:
-        """Load the object into the kernel (``NAME__load``)."""
-        cast(_Lifecycle, self.obj).load()
+    def load(self, *, log_level: int = 0, btf_custom_path: str | Path | None = None) -> Self:
+        """Load the object into the kernel (``NAME__load``); the options are
+        :meth:`BpfObject.load <pybpf.object.BpfObject.load>`'s."""
+        cast(_Lifecycle, self.obj).load(log_level=log_level, btf_custom_path=btf_custom_path)
         return self
 
     def attach(self) -> Self:
@@ -353,25 +377,27 @@ class SkeletonBase:
         All or nothing: if one program fails to attach, the links made by this call are
         closed again before the error propagates.
         """
-        made: list[str] = []
+        made: list[LinkLike] = []
         try:
             for prog in self._binding.progs.values():
+                # Attached already (by this skeleton or by hand): libbpf skips those too, so
+                # attach() twice never doubles a program's counts.
                 if prog.name in self._links or getattr(prog, "fd", None) is None:
                     continue
                 link = cast(_AutoAttach, prog).auto_attach()
                 if link is not None:
-                    self._links[prog.name] = link
-                    made.append(prog.name)
+                    made.append(link)
         except BaseException:
-            for name in made:
-                self._links.pop(name).close()
+            for link in made:
+                link.close()
             raise
         return self
 
     def detach(self) -> None:
-        """Destroy every link this skeleton made (``NAME__detach``)."""
-        for name in list(self._links):
-            self._links.pop(name).close()
+        """Destroy the links of the skeleton's programs, those attached by hand included
+        (``NAME__detach``)."""
+        for prog in self._binding.progs.values():
+            prog.links.close()
 
     def destroy(self) -> None:
         """Detach, then close the object and everything it holds (``NAME__destroy``).
