@@ -290,6 +290,7 @@ def kernel_error(
     """
     if err in family.permission_errnos:
         cls = family.permission
+        detail = f"{detail}; {permission_hint()}" if detail else permission_hint()
     elif err in UNSUPPORTED_ERRNOS:
         cls = family.unsupported
     else:
@@ -298,3 +299,45 @@ def kernel_error(
         load: dict[str, Any] = {"program": program, "log": log}
         return cls(command, err, detail, **load)
     return cls(command, err, detail)
+
+
+_CAP_SYS_ADMIN, _CAP_PERFMON, _CAP_BPF = 21, 38, 39
+
+
+def permission_hint() -> str:
+    """What an EPERM from bpf() most likely means for this process, said once for every
+    command: missing privileges (and which), or, with them, a kernel policy."""
+    caps = _effective_capabilities()
+    if caps is not None and not caps & (1 << _CAP_BPF | 1 << _CAP_SYS_ADMIN):
+        return (
+            "this process lacks the privileges: run as root, or grant CAP_BPF (with "
+            "CAP_PERFMON for tracing programs, CAP_NET_ADMIN for networking ones); "
+            f"unprivileged BPF is governed by kernel.unprivileged_bpf_disabled "
+            f"(now {_read_sysctl('kernel/unprivileged_bpf_disabled')})"
+        )
+    return (
+        "the process has CAP_BPF/CAP_SYS_ADMIN, so the kernel refused by policy: lockdown "
+        "or an LSM (SELinux, AppArmor, BPF LSM) forbids it, or, for fentry/fexit/fmod_ret/"
+        "lsm/struct_ops programs, this kernel cannot build a BPF trampoline"
+    )
+
+
+def _effective_capabilities() -> int | None:
+    # Bytes, not text: decoding may need a codec module the process can no longer read
+    # (this runs on the error path, possibly after privileges were dropped).
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"CapEff:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return None
+
+
+def _read_sysctl(name: str) -> str:
+    try:
+        with open(f"/proc/sys/{name}", "rb") as f:
+            return f.read().strip().decode("latin-1")
+    except OSError:
+        return "unknown"
