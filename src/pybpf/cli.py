@@ -19,8 +19,8 @@ Usage: pybpf OBJECT COMMAND [ARGS]
 
   pybpf btf dump file FILE [format {raw|c}] [base FILE]
   pybpf object show FILE [--json]
-  pybpf gen skeleton FILE [name NAME] [--lang {c|python}]
-  pybpf gen subskeleton FILE [name NAME] [--lang {c|python}]
+  pybpf gen skeleton FILE [name NAME] [--lang {c|python}] [--keep-debug]
+  pybpf gen subskeleton FILE [name NAME] [--lang {c|python}] [--keep-debug]
   pybpf gen object OUTPUT INPUT [INPUT...] [--lib NAME[SPEC]]...
   pybpf gen min_core_btf INPUT OUTPUT OBJECT [OBJECT...]
   pybpf demo [--seconds N]
@@ -125,11 +125,15 @@ def _gen_skeleton(kind: str, args: Sequence[str]) -> int:
     if not args:
         raise UsageError(f"expected: gen {kind} FILE [name NAME] [--lang {{c|python}}]")
     path = args[0]
-    opts = _keywords(args[1:], {"name", "lang"})
+    opts = _keywords(args[1:], {"name", "lang"}, frozenset({"--keep-debug"}))
     lang = opts.get("lang", "c")
+    if "--keep-debug" in opts and lang != "python":
+        raise UsageError("--keep-debug applies to --lang python (C skeletons embed the object "
+                         "as given, as bpftool does)")
     from pybpf.skel.codegen import generate  # lazy: only this command needs the generators
 
-    _write(generate(kind, path, name=opts.get("name"), lang=lang))
+    _write(generate(kind, path, name=opts.get("name"), lang=lang,
+                    keep_debug="--keep-debug" in opts))  # fmt: skip
     return 0
 
 

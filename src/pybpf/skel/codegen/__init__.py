@@ -48,9 +48,16 @@ _KINDS = ("skeleton", "subskeleton")
 
 
 def generate(
-    kind: str, path: str | os.PathLike[str], name: str | None = None, lang: str = "c"
+    kind: str,
+    path: str | os.PathLike[str],
+    name: str | None = None,
+    lang: str = "c",
+    *,
+    keep_debug: bool = False,
 ) -> str:
     """Read the object at ``path`` and return its ``kind`` header in language ``lang``.
+
+    ``keep_debug``: a Python skeleton embeds the object with its DWARF (default: stripped).
 
     Unreadable or non-BPF files raise :class:`pybpf.ElfError`; objects a skeleton cannot be
     made of, and invalid names, raise :class:`pybpf.CodegenError`.
@@ -62,7 +69,7 @@ def generate(
     if name is not None:
         check_object_name(name)
     if lang == "python":
-        return generate_python(kind, path, name)
+        return generate_python(kind, path, name, keep_debug=keep_debug)
     elf = ElfFile.open(Path(path))
     if kind == "skeleton":
         return generate_c_skeleton(elf, name)

@@ -36,6 +36,7 @@ from pathlib import Path
 from pybpf.btf.btf import Btf
 from pybpf.btf.to_ctypes import CTypesBuilder
 from pybpf.elf.reader import ElfFile
+from pybpf.elf.strip import strip_debug
 from pybpf.errors import BpfError, CodegenError
 from pybpf.obj.object_spec import ObjectSpec
 from pybpf.skel.codegen.c_common import check_distinct, resolve_object_name
@@ -98,12 +99,20 @@ class _SectionCode:
     """Each variable's codec (from the generating object's BTF), type digest and property."""
 
 
-def generate_python(kind: str, path: str | os.PathLike[str], name: str | None = None) -> str:
-    """The Python ``kind`` module (``skeleton`` or ``subskeleton``) of the object at ``path``."""
+def generate_python(
+    kind: str, path: str | os.PathLike[str], name: str | None = None, *, keep_debug: bool = False
+) -> str:
+    """The Python ``kind`` module (``skeleton`` or ``subskeleton``) of the object at ``path``.
+
+    A skeleton embeds the object without its DWARF (``llvm-strip -g``; nothing at run time
+    reads it, and it is most of the bytes) unless ``keep_debug``.
+    """
     elf = ElfFile.open(Path(path))
     obj_name = resolve_object_name(elf, name)
     spec = ObjectSpec.from_elf(elf, obj_name)
-    return _Generator(kind, spec, elf, obj_name, os.path.basename(os.fspath(path))).module()
+    file = os.path.basename(os.fspath(path))
+    embedded = elf.data if keep_debug else strip_debug(elf.data, os.fspath(path))
+    return _Generator(kind, spec, elf, obj_name, file, embedded).module()
 
 
 class _Generator:
@@ -112,8 +121,11 @@ class _Generator:
     :func:`~.python_types.py_string` (the runtime looks things up by these real names) or as
     :func:`~.python_types.doc_text` in docstrings and comments."""
 
-    def __init__(self, kind: str, spec: ObjectSpec, elf: ElfFile, name: str, file: str) -> None:
+    def __init__(
+        self, kind: str, spec: ObjectSpec, elf: ElfFile, name: str, file: str, embedded: bytes
+    ) -> None:
         self.kind = kind
+        self.embedded = embedded
         self.spec = spec
         self.elf = elf
         self.name = name
@@ -304,7 +316,7 @@ class _Generator:
         return "\n".join(lines)
 
     def _object_literal(self) -> str:
-        encoded = base64.b64encode(self.elf.data).decode("ascii")
+        encoded = base64.b64encode(self.embedded).decode("ascii")
         chunks = [encoded[i : i + 76] for i in range(0, len(encoded), 76)] or [""]
         body = "\n".join(f'    "{chunk}"' for chunk in chunks)
         return f"_OBJECT = (  # {doc_text(self.file)}, base64\n{body}\n)"
