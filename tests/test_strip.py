@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,24 @@ def test_the_stripped_object_loads_the_same_programs(tmp_path: Path) -> None:
             tags.append({p.name: prog_get_info_by_fd(p.fd or -1).tag for p in obj.programs
                          if p.fd is not None})  # fmt: skip
     assert tags[0] == tags[1] and tags[0]
+
+
+def test_keep_debug_embeds_the_object_as_given(tmp_path: Path) -> None:
+
+
+    obj = compile_bpf("skel_globals")
+
+    def embedded(*flags: str) -> bytes:
+        text = subprocess.run(
+            [sys.executable, "-m", "pybpf.cli", "gen", "skeleton", str(obj), "name", "g",
+             "--lang", "python", *flags], check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        namespace: dict[str, object] = {}
+        exec(compile(text, "g.py", "exec"), namespace)  # our own generator's output
+        return namespace["G"].object_bytes()  # type: ignore[attr-defined, no-any-return]
+
+    assert embedded("--keep-debug") == obj.read_bytes()
+    assert embedded() == strip_debug(obj.read_bytes())
+    refused = subprocess.run([sys.executable, "-m", "pybpf.cli", "gen", "skeleton", str(obj),
+                              "--keep-debug"], capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode != 0 and "--keep-debug applies to --lang python" in refused.stderr
