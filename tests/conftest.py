@@ -60,6 +60,16 @@ def compile_bpf(name: str, *extra: str, out_name: str | None = None) -> Path:
     return out
 
 
+def libbpf_driver(source: str, out: Path) -> Path:
+    """Build ``fixtures/<source>``, a C oracle on the system libbpf, as ``out``."""
+    gcc = shutil.which("gcc")
+    if gcc is None or not Path("/usr/include/bpf/libbpf.h").exists():
+        pytest.skip("needs gcc and libbpf-dev")
+    subprocess.run([gcc, "-O2", "-Wall", f"-I{FIXTURES}", str(FIXTURES / source), "-o", str(out),
+                    "-lbpf"], check=True)  # fmt: skip
+    return out
+
+
 def bpftool(*args: str | Path) -> str:
     """Run bpftool (the oracle) and return its stdout; a failure fails the test."""
     if BPFTOOL is None:

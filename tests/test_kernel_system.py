@@ -30,6 +30,7 @@ from pybpf.errors import (
     ProgLoadNotSupportedError,
     ProgLoadPermissionError,
     kernel_error,
+    permission_hint,
 )
 from pybpf.kernel import system
 from pybpf.kernel.fd import Fd
@@ -134,7 +135,8 @@ def test_one_errno_table_for_the_load_families(
     assert isinstance(exc, NotSupportedError) == (err in (ENOTSUPP, errno.EOPNOTSUPP))
     assert (exc.command, exc.errno, exc.program, exc.log) == ("BPF_X", err, "p", "line 1\n")
     assert str(exc).startswith("BPF_X failed: ")
-    assert str(exc).endswith(": what\n--- verifier log ---\nline 1")
+    hint = f"; {permission_hint()}" if denied else ""  # what to do about a refusal
+    assert str(exc).endswith(f": what{hint}\n--- verifier log ---\nline 1")
 
 
 def test_plain_errors_keep_their_message() -> None:

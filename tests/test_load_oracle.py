@@ -11,14 +11,13 @@ For ``load_core`` equal tags show that both applied the same CO-RE relocations.
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, bpftool, compile_bpf, requires_root
+from conftest import bpftool, compile_bpf, libbpf_driver, requires_root
 from pybpf.abi.bpf import MapType
 from pybpf.btf import Btf
 from pybpf.btf.types import BtfDatasec
@@ -36,13 +35,7 @@ DUMPED = {MapType.ARRAY, MapType.HASH, MapType.LRU_HASH, MapType.PERCPU_ARRAY,
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = shutil.which("gcc")
-    if gcc is None or not Path("/usr/include/bpf/libbpf.h").exists():
-        pytest.skip("needs gcc and libbpf-dev")
-    exe = tmp_path_factory.mktemp("driver") / "load_driver"
-    subprocess.run([gcc, "-O2", "-Wall", str(FIXTURES / "load_driver.c"), "-o", str(exe),
-                    "-lbpf"], check=True)  # fmt: skip
-    return exe
+    return libbpf_driver("load_driver.c", tmp_path_factory.mktemp("driver") / "load_driver")
 
 
 @pytest.fixture(scope="module")

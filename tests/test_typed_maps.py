@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, compile_bpf, requires_root
+from conftest import compile_bpf, libbpf_driver, requires_root
 from pybpf.errors import MapValueError
 from pybpf.kernel.objs import obj_pin
 from pybpf.kernel.system import possible_cpus
@@ -29,13 +29,8 @@ BPFFS = Path("/sys/fs/bpf")
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = shutil.which("gcc")
-    if gcc is None or not Path("/usr/include/bpf/libbpf.h").exists():
-        pytest.skip("needs gcc and libbpf-dev")
-    exe = tmp_path_factory.mktemp("driver") / "typed_maps_driver"
-    subprocess.run([gcc, "-O2", "-Wall", f"-I{FIXTURES}", str(FIXTURES / "typed_maps_driver.c"),
-                    "-o", str(exe), "-lbpf"], check=True)  # fmt: skip
-    return exe
+    out = tmp_path_factory.mktemp("driver") / "typed_maps_driver"
+    return libbpf_driver("typed_maps_driver.c", out)
 
 
 @pytest.fixture
